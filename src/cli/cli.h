@@ -1,0 +1,87 @@
+/* Shared internals of the kontena CLI: the command table type, the
+ * per-run context and the helpers every cmd_*.c uses to load the config,
+ * reach the master and report errors. A command is a row in a static
+ * table (git.c style); adding one means a row plus a handler.
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_CLI_CLI_H
+#define CP_CLI_CLI_H
+
+#include "args.h"
+#include "client.h"
+#include "config.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct cli;
+typedef int cli_run_fn(struct cli *cli, const struct args *a);
+
+/* One row of a command table; tables end with a zeroed row. A row has
+ * either sub (a group such as "grid") or run (a leaf command). */
+struct cli_cmd {
+    const char *name;
+    const char *alias;   /* "ls" for "list"; may be NULL */
+    const char *usage;   /* arguments after the command words */
+    const char *summary; /* one line for help */
+    const struct args_opt *opts;
+    int min_pos;
+    int max_pos; /* -1: no limit */
+    cli_run_fn *run;
+    const struct cli_cmd *sub;
+};
+
+/* The state of one run. */
+struct cli {
+    char *words;               /* "grid create": the command words */
+    const struct cli_cmd *cmd; /* the leaf being run */
+    struct config *cfg;        /* loaded on first use */
+    bool is_json;              /* -o json was given */
+};
+
+/* The option every list/show command accepts. */
+#define CLI_OPT_OUTPUT                                                         \
+    {"output", 'o', ARGS_VALUE, "FORMAT", "output format: table or json"}
+
+extern const struct cli_cmd cli_commands[];
+extern const struct cli_cmd cmd_master[];
+extern const struct cli_cmd cmd_grid[];
+extern const struct cli_cmd cmd_master_token[];
+extern const struct cli_cmd cmd_master_user[];
+extern const struct cli_cmd cmd_grid_user[];
+int cmd_whoami(struct cli *cli, const struct args *a);
+int cmd_version(struct cli *cli, const struct args *a);
+
+/* Runs the CLI; returns the process exit code (0 ok, 1 error, 2 usage). */
+int cli_main(int argc, char **argv);
+
+/* Prints "error: <message>" to stderr and returns 1. */
+int cli_fail(struct cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "error: <message>" and the usage line and returns 2. */
+int cli_usage(struct cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints the API failure of c for the action what and returns 1; a
+ * rejected token becomes "not authenticated to <master>". */
+int cli_api_fail(struct cli *cli, struct client *c, const char *what);
+
+/* Loads the configuration once (file plus environment). Returns 0, or 1
+ * after printing the error. */
+int cli_config(struct cli *cli);
+/* Saves the configuration; returns 0 or 1 after printing the error. */
+int cli_save(struct cli *cli);
+/* A client for the current master with a token, or NULL after printing
+ * what to run (caller frees with client_free). */
+struct client *cli_connect(struct cli *cli);
+/* The current grid (KONTENA_GRID first) or NULL after printing what to
+ * run. Borrowed. */
+const char *cli_grid(struct cli *cli);
+/* Performs a request; returns the parsed answer (caller decrefs) or NULL
+ * after printing "error: <what>: <why>". */
+json_t *cli_call(struct cli *cli, struct client *c, const char *method,
+                 const char *path, const json_t *body, const char *what);
+/* True when stdin is a terminal (someone can answer a question). */
+bool cli_stdin_is_tty(void);
+/* Asks a yes/no question on the terminal; false when stdin is not one. */
+bool cli_confirm(const char *question);
+
+#endif

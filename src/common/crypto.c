@@ -1,0 +1,149 @@
+/* AES-256-GCM sealing and HKDF over OpenSSL 3.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "crypto.h"
+#include "alloc.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SEAL_PREFIX "kv1:"
+#define NONCE_LEN 12
+#define TAG_LEN 16
+
+int cp_hkdf_sha256(const void *secret, size_t secret_len, const char *info,
+                   unsigned char out[CP_KEY_LEN])
+{
+    if (secret_len == 0)
+        return CP_EINVAL;
+    int rc = CP_EINVAL;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    if (kctx == NULL)
+        goto out;
+    static const char salt[] = "kontena-master";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                         (char *)(uintptr_t) "SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                          (void *)(uintptr_t)secret,
+                                          secret_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                          (void *)(uintptr_t)salt,
+                                          sizeof(salt) - 1),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                          (void *)(uintptr_t)info,
+                                          strlen(info)),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_KDF_derive(kctx, out, CP_KEY_LEN, params) == 1)
+        rc = 0;
+out:
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    return rc;
+}
+
+char *cp_seal(const unsigned char key[CP_KEY_LEN], const void *plain,
+              size_t len)
+{
+    size_t raw_len = NONCE_LEN + len + TAG_LEN;
+    unsigned char *raw = cp_malloc(raw_len);
+    cp_random_bytes(raw, NONCE_LEN);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+    if (ctx == NULL ||
+        EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) != 1 ||
+        EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &n, plain, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(ctx, raw + NONCE_LEN + n, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
+                            raw + NONCE_LEN + len) != 1)
+        cp_panic("AES-256-GCM encryption failed");
+    EVP_CIPHER_CTX_free(ctx);
+    char *b64 = cp_base64_encode(raw, raw_len);
+    char *outs = cp_asprintf("%s%s", SEAL_PREFIX, b64);
+    cp_free(b64);
+    cp_free(raw);
+    return outs;
+}
+
+int cp_base64_decode(const char *in, unsigned char **out, size_t *out_len)
+{
+    size_t len = strlen(in);
+    if (len % 4 != 0)
+        return CP_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+                  (c == '=' && i >= len - 2);
+        if (!ok)
+            return CP_EINVAL;
+    }
+    unsigned char *buf = cp_malloc(len / 4 * 3 + 1);
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len);
+    if (n < 0) {
+        cp_free(buf);
+        return CP_EINVAL;
+    }
+    /* EVP_DecodeBlock counts padding bytes as data; take them off. */
+    if (len >= 1 && in[len - 1] == '=')
+        n--;
+    if (len >= 2 && in[len - 2] == '=')
+        n--;
+    *out = buf;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+int cp_open(const unsigned char key[CP_KEY_LEN], const char *sealed,
+            char **out, size_t *out_len)
+{
+    size_t plen = strlen(SEAL_PREFIX);
+    if (strncmp(sealed, SEAL_PREFIX, plen) != 0)
+        return CP_EPROTO;
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    if (cp_base64_decode(sealed + plen, &raw, &raw_len) != 0)
+        return CP_EPROTO;
+    int rc = CP_EPROTO;
+    char *plain = NULL;
+    EVP_CIPHER_CTX *ctx = NULL;
+    if (raw_len < NONCE_LEN + TAG_LEN)
+        goto out;
+    size_t len = raw_len - NONCE_LEN - TAG_LEN;
+    plain = cp_malloc(len + 1);
+    ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+    if (ctx == NULL ||
+        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) != 1 ||
+        EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + NONCE_LEN,
+                          (int)len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+                            raw + NONCE_LEN + len) != 1) {
+        rc = CP_EPROTO;
+        goto out;
+    }
+    if (EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &fin) != 1) {
+        rc = CP_EPERM;
+        goto out;
+    }
+    plain[len] = '\0';
+    *out = plain;
+    *out_len = len;
+    plain = NULL;
+    rc = 0;
+out:
+    if (plain != NULL) {
+        cp_free(plain);
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    cp_free(raw);
+    return rc;
+}

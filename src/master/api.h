@@ -1,0 +1,144 @@
+/* The REST API: one static route table, the request/response structs
+ * handlers see, and the helpers they use to answer. Handlers run on a
+ * worker thread (they may block on the store); they never touch the loop.
+ *
+ * Adding a resource: one row per route in api.c's table, one api_<thing>.c
+ * with the handlers, and the store operations in every backend.
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_API_H
+#define CP_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "master.h"
+#include "store.h"
+
+enum api_method {
+    API_GET = 1 << 0,
+    API_POST = 1 << 1,
+    API_PUT = 1 << 2,
+    API_DELETE = 1 << 3,
+    API_PATCH = 1 << 4,
+    API_HEAD = 1 << 5,
+};
+
+/* Route preconditions, checked in this order before the handler runs. */
+enum api_flags {
+    API_PUBLIC = 1 << 0,       /* no token needed */
+    API_SOFT_AUTH = 1 << 1,    /* token parsed when present */
+    API_LOAD_GRID = 1 << 2,    /* param 0 names a grid: 404, then 403 */
+    API_MASTER_ADMIN = 1 << 3, /* caller must be master admin */
+    API_GRID_ADMIN = 1 << 4,   /* grid admin of the loaded grid */
+    API_USER_ADMIN = 1 << 5,
+    API_LOGIN = 1 << 6, /* rate-limited per client address */
+    API_FORM_OK = 1 << 7, /* accepts form bodies as well as JSON */
+};
+
+#define API_MAX_PARAMS 4
+
+/* One request as a handler sees it. All strings are owned by the request
+ * and freed with it. */
+struct api_req {
+    struct master *m;
+    enum api_method method;
+    char *path;  /* decoded path, no query */
+    char *query; /* raw query string without '?', or NULL */
+    char *params[API_MAX_PARAMS]; /* route captures, decoded */
+    char *body;
+    size_t body_len;
+    char *authorization;
+    char *content_type;
+    char *accept;
+    char *user_agent;
+    char *peer_ip;
+    char *scheme_host; /* "http://host:port" as the client addressed us */
+    /* Filled by the pipeline. */
+    json_t *json; /* parsed body: an object (form bodies become one) */
+    bool authed;
+    struct store_user user;
+    struct store_token token;
+    struct store_grid grid; /* with API_LOAD_GRID */
+};
+
+/* The response a handler fills. body is a JSON value (owned) unless raw
+ * is set (owned text with raw_type as its content type). */
+struct api_res {
+    int status;
+    json_t *body;
+    char *raw;
+    const char *raw_type;
+    char *www_authenticate;
+};
+
+typedef void api_handler(struct api_req *req, struct api_res *res);
+
+struct api_route {
+    unsigned methods;
+    const char *pattern; /* "/v1/grids/:grid/users/:email" */
+    api_handler *handler;
+    unsigned flags;
+};
+
+/* Finds the route for method and path; fills params (owned copies, to be
+ * freed by the caller). Returns NULL and sets *status to 404 or 405 when
+ * none matches. */
+const struct api_route *api_match(enum api_method method, const char *path,
+                                  char *params[API_MAX_PARAMS],
+                                  int *status);
+
+/* Runs the whole pipeline for a matched route on the calling (worker)
+ * thread: body parsing, auth, grid loading, permission checks, handler. */
+void api_run(const struct api_route *route, struct api_req *req,
+             struct api_res *res);
+
+void api_req_release(struct api_req *req);
+void api_res_release(struct api_res *res);
+
+/* ==== Helpers for handlers ==== */
+
+/* {"error": "<message>"} with status. */
+void api_error(struct api_res *res, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Starts or extends a 422 per-field error hash. */
+void api_field_error(struct api_res *res, const char *field,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* True when res already holds an error. */
+bool api_failed(const struct api_res *res);
+/* Answers status with body (takes ownership of body). */
+void api_json(struct api_res *res, int status, json_t *body);
+/* Maps a store error to a response ("Not found", 409, 500...). */
+void api_store_error(struct api_res *res, int err);
+/* Value of query parameter name (decoded, new string) or NULL. */
+char *api_query(const struct api_req *req, const char *name);
+/* True when the caller has role bits (master admins have all). */
+bool api_has_role(const struct api_req *req, unsigned role);
+
+/* ==== Handlers, one file per resource ==== */
+/* api_root.c */
+void api_root_get(struct api_req *req, struct api_res *res);
+void api_ping(struct api_req *req, struct api_res *res);
+/* api_oauth.c */
+void api_oauth_token(struct api_req *req, struct api_res *res);
+void api_oauth_authorize(struct api_req *req, struct api_res *res);
+void api_tokens_list(struct api_req *req, struct api_res *res);
+void api_token_show(struct api_req *req, struct api_res *res);
+void api_token_delete(struct api_req *req, struct api_res *res);
+void api_auth_legacy(struct api_req *req, struct api_res *res);
+/* api_users.c */
+void api_user_current(struct api_req *req, struct api_res *res);
+void api_users_list(struct api_req *req, struct api_res *res);
+json_t *api_user_json(const struct store_user *u);
+/* api_grids.c */
+void api_grids_list(struct api_req *req, struct api_res *res);
+void api_grids_create(struct api_req *req, struct api_res *res);
+void api_grid_show(struct api_req *req, struct api_res *res);
+void api_grid_update(struct api_req *req, struct api_res *res);
+void api_grid_delete(struct api_req *req, struct api_res *res);
+void api_grid_users_list(struct api_req *req, struct api_res *res);
+void api_grid_users_add(struct api_req *req, struct api_res *res);
+void api_grid_users_remove(struct api_req *req, struct api_res *res);
+
+#endif

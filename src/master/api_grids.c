@@ -1,0 +1,294 @@
+/* Grids and their members (spec 3.1 "Grids", 3.2 "Grid create").
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "api.h"
+#include "valid.h"
+#include "../common/alloc.h"
+#include "../common/crypto.h"
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+#include <string.h>
+
+#define DEFAULT_SUBNET "10.81.0.0/16"
+#define DEFAULT_SUPERNET "10.80.0.0/12"
+
+/* The grid token in clear, for members. NULL (logged) when the sealed
+ * value cannot be opened, e.g. after VAULT_KEY changed. */
+static char *grid_token(const struct master *m, const struct store_grid *g)
+{
+    char *plain = NULL;
+    size_t len = 0;
+    if (g->token_sealed == NULL)
+        return NULL;
+    int rc = cp_open(m->seal_key, g->token_sealed, &plain, &len);
+    if (rc != 0) {
+        cp_error("grids: cannot open the token of grid %s (%s): was the "
+                 "master key (VAULT_KEY or master.key) changed?",
+                 g->name, cp_strerror(rc));
+        return NULL;
+    }
+    return plain;
+}
+
+/* Grid JSON of spec 3.2. */
+static json_t *grid_json(const struct master *m, const struct store_grid *g)
+{
+    json_t *s = g->settings;
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_string(g->name));
+    json_object_set_new(j, "name", json_string(g->name));
+    char *token = grid_token(m, g);
+    cp_json_set_str(j, "token", token);
+    cp_free(token);
+    json_object_set_new(j, "initial_size", json_integer(g->initial_size));
+    json_t *stats = json_object_get(s, "stats");
+    json_object_set_new(j, "stats",
+                        stats ? json_deep_copy(stats)
+                              : json_pack("{s:n}", "statsd"));
+    json_t *aff = json_object_get(s, "default_affinity");
+    json_object_set_new(j, "default_affinity",
+                        aff ? json_deep_copy(aff) : json_array());
+    json_t *ts = json_object_get(s, "trusted_subnets");
+    json_object_set_new(j, "trusted_subnets",
+                        ts ? json_deep_copy(ts) : json_array());
+    json_object_set_new(j, "node_count", json_integer(g->node_count));
+    json_object_set_new(j, "service_count", json_integer(g->service_count));
+    json_object_set_new(j, "container_count",
+                        json_integer(g->container_count));
+    json_object_set_new(j, "user_count", json_integer(g->user_count));
+    json_object_set_new(j, "subnet", json_string(g->subnet));
+    json_object_set_new(j, "supernet", json_string(g->supernet));
+    json_t *logs = json_object_get(s, "logs");
+    if (logs != NULL)
+        json_object_set_new(j, "logs", json_deep_copy(logs));
+    return j;
+}
+
+void api_grids_list(struct api_req *req, struct api_res *res)
+{
+    struct store_grid_list l = {0};
+    bool all = api_has_role(req, STORE_ROLE_MASTER_ADMIN);
+    int rc = ST_CALL(req->m->store, grid_list, all ? NULL : req->user.id, &l);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.len; i++)
+        json_array_append_new(arr, grid_json(req->m, &l.items[i]));
+    store_grid_list_release(&l);
+    api_json(res, 200, json_pack("{s:o}", "grids", arr));
+}
+
+/* A string field that may be absent or null; anything else is a 422. */
+static bool opt_string(struct api_res *res, const json_t *body,
+                       const char *key, const char **out)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        api_field_error(res, key, "must be a string");
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+void api_grids_create(struct api_req *req, struct api_res *res)
+{
+    const json_t *b = req->json;
+    const char *name, *token, *subnet, *supernet;
+    char random_name[16];
+    struct store_grid g = {0};
+    opt_string(res, b, "name", &name);
+    opt_string(res, b, "token", &token);
+    opt_string(res, b, "subnet", &subnet);
+    opt_string(res, b, "supernet", &supernet);
+    if (name == NULL || *name == '\0') {
+        cp_random_hex(random_name, 4);
+        name = random_name;
+    } else if (!valid_grid_name(name)) {
+        api_field_error(res, "name",
+                        "must be 3 to 64 characters of letters, digits, _ "
+                        "and -");
+    }
+    json_t *size = json_object_get(b, "initial_size");
+    long long initial_size = 1;
+    if (size != NULL && !json_is_null(size)) {
+        if (!json_is_integer(size) || json_integer_value(size) < 1 ||
+            json_integer_value(size) > 7)
+            api_field_error(res, "initial_size", "must be 1 to 7");
+        else
+            initial_size = (long long)json_integer_value(size);
+    }
+    if (token != NULL && !valid_token(token))
+        api_field_error(res, "token",
+                        "must be 16 to 256 printable characters");
+    if (subnet == NULL)
+        subnet = DEFAULT_SUBNET;
+    else if (!valid_cidr(subnet))
+        api_field_error(res, "subnet", "must be an IPv4 CIDR like %s",
+                        DEFAULT_SUBNET);
+    if (supernet == NULL)
+        supernet = DEFAULT_SUPERNET;
+    else if (!valid_cidr(supernet))
+        api_field_error(res, "supernet", "must be an IPv4 CIDR like %s",
+                        DEFAULT_SUPERNET);
+    json_t *settings = json_object();
+    const char *field = NULL, *msg = NULL;
+    if (!valid_grid_settings(b, settings, &field, &msg))
+        api_field_error(res, field, "%s", msg);
+    if (api_failed(res))
+        goto out;
+
+    char generated[89];
+    if (token == NULL) {
+        /* Same shape as the original: base64 of 64 random bytes. */
+        unsigned char raw[64];
+        cp_random_bytes(raw, sizeof(raw));
+        char *b64 = cp_base64_encode(raw, sizeof(raw));
+        snprintf(generated, sizeof(generated), "%s", b64);
+        cp_free(b64);
+        token = generated;
+    }
+    int64_t now = cp_now_ms();
+    store_new_id(g.id);
+    g.name = cp_strdup(name);
+    char hash[65];
+    cp_sha256_hex(token, strlen(token), hash);
+    g.token_hash = cp_strdup(hash);
+    g.token_sealed = cp_seal(req->m->seal_key, token, strlen(token));
+    g.initial_size = (int)initial_size;
+    g.subnet = cp_strdup(subnet);
+    g.supernet = cp_strdup(supernet);
+    g.settings = json_incref(settings);
+    g.created_at = g.updated_at = now;
+    const char *clash = NULL;
+    int rc = ST_CALL(req->m->store, grid_create, &g, req->user.id, &clash);
+    if (rc == CP_ECONFLICT) {
+        api_field_error(res, clash ? clash : "name", "is already taken");
+        goto out;
+    }
+    if (rc != 0) {
+        api_store_error(res, rc);
+        goto out;
+    }
+    cp_info("grids: %s created grid %s", req->user.email, name);
+    store_grid_release(&g);
+    rc = ST_CALL(req->m->store, grid_get, name, &g);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        goto out;
+    }
+    api_json(res, 201, grid_json(req->m, &g));
+out:
+    json_decref(settings);
+    store_grid_release(&g);
+}
+
+void api_grid_show(struct api_req *req, struct api_res *res)
+{
+    api_json(res, 200, grid_json(req->m, &req->grid));
+}
+
+void api_grid_update(struct api_req *req, struct api_res *res)
+{
+    json_t *settings = json_deep_copy(req->grid.settings);
+    if (settings == NULL)
+        settings = json_object();
+    const char *field = NULL, *msg = NULL;
+    if (!valid_grid_settings(req->json, settings, &field, &msg)) {
+        api_field_error(res, field, "%s", msg);
+        json_decref(settings);
+        return;
+    }
+    json_decref(req->grid.settings);
+    req->grid.settings = settings;
+    req->grid.updated_at = cp_now_ms();
+    int rc = ST_CALL(req->m->store, grid_update, &req->grid);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return;
+    }
+    api_json(res, 200, grid_json(req->m, &req->grid));
+}
+
+void api_grid_delete(struct api_req *req, struct api_res *res)
+{
+    int rc = ST_CALL(req->m->store, grid_delete, req->grid.id);
+    if (rc == CP_ECONFLICT) {
+        api_field_error(res, "grid",
+                        "grid %s still has nodes or services; remove them "
+                        "first",
+                        req->grid.name);
+        return;
+    }
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return;
+    }
+    cp_info("grids: %s removed grid %s", req->user.email, req->grid.name);
+    api_json(res, 200, json_object());
+}
+
+static void answer_users(struct api_req *req, struct api_res *res,
+                         int status)
+{
+    struct store_user_list l = {0};
+    int rc = ST_CALL(req->m->store, grid_users, req->grid.id, &l);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.len; i++)
+        json_array_append_new(arr, api_user_json(&l.items[i]));
+    store_user_list_release(&l);
+    api_json(res, status, json_pack("{s:o}", "users", arr));
+}
+
+void api_grid_users_list(struct api_req *req, struct api_res *res)
+{
+    answer_users(req, res, 200);
+}
+
+void api_grid_users_add(struct api_req *req, struct api_res *res)
+{
+    const char *email = cp_json_str(req->json, "email");
+    if (email == NULL || *email == '\0') {
+        api_field_error(res, "email", "is required");
+        return;
+    }
+    struct store_user u = {0};
+    int rc = ST_CALL(req->m->store, user_get_by_email, email, &u);
+    if (rc == CP_ENOTFOUND) {
+        api_field_error(res, "email", "no user with email %s", email);
+        return;
+    }
+    if (rc == 0)
+        rc = ST_CALL(req->m->store, grid_user_add, req->grid.id, u.id);
+    store_user_release(&u);
+    if (rc != 0 && rc != CP_ECONFLICT) {
+        api_store_error(res, rc);
+        return;
+    }
+    answer_users(req, res, 201);
+}
+
+void api_grid_users_remove(struct api_req *req, struct api_res *res)
+{
+    struct store_user u = {0};
+    int rc = ST_CALL(req->m->store, user_get_by_email, req->params[1], &u);
+    if (rc == 0)
+        rc = ST_CALL(req->m->store, grid_user_remove, req->grid.id, u.id);
+    store_user_release(&u);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return;
+    }
+    answer_users(req, res, 200);
+}

@@ -1,0 +1,44 @@
+/* Process-wide state of kontena-master and the few prototypes shared
+ * between its files. Kept small on purpose.
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_MASTER_H
+#define CP_MASTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../common/crypto.h"
+#include "config.h"
+#include "store.h"
+
+struct ratelimit;
+
+/* The master process. Created once in main(); read-only after start-up
+ * except where a field says who mutates it. Handlers running on worker
+ * threads read it freely: nothing here changes after master_init(). */
+struct master {
+    struct master_config cfg;
+    struct store *store;
+    uv_loop_t *loop;
+    char *server_uuid; /* config server.uuid */
+    char *server_name; /* config server.name, may be NULL */
+    char *root_url;    /* config server.root_url, may be NULL */
+    /* Key for values sealed at rest that are not vault secrets (grid
+     * tokens): from VAULT_KEY, else from <data_dir>/master.key. */
+    unsigned char seal_key[CP_KEY_LEN];
+    bool vault_configured;
+    int64_t started_at;
+    struct ratelimit *login_limit; /* loop thread only */
+};
+
+/* Opens the store, seeds config, creates the initial admin on first boot
+ * and prints its code. Returns 0 or a CP_E* code after logging why. */
+int master_init(struct master *m);
+void master_release(struct master *m);
+
+/* Mints a fresh bootstrap admin code, replacing earlier ones, and prints
+ * it (kontena-master reset-admin-code). */
+int master_reset_admin_code(struct master *m);
+
+#endif

@@ -1,0 +1,108 @@
+/* The store facade: picks a backend from the URL and owns the release
+ * helpers for the entity structs.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "store.h"
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int store_open(const char *url, struct store **out, char *err,
+               size_t errlen)
+{
+    if (strncmp(url, "postgres://", 11) == 0 ||
+        strncmp(url, "postgresql://", 13) == 0) {
+        snprintf(err, errlen,
+                 "the PostgreSQL store backend is not built into this "
+                 "kontena-master yet (KONTENA_DATABASE_URL=%.11s...)",
+                 url);
+        return CP_EUNSUPPORTED;
+    }
+    if (strncmp(url, "mongodb://", 10) == 0 ||
+        strncmp(url, "mongodb+srv://", 14) == 0) {
+        snprintf(err, errlen,
+                 "the MongoDB store backend is not built into this "
+                 "kontena-master yet (MONGODB_URI is set)");
+        return CP_EUNSUPPORTED;
+    }
+    const char *path = url;
+    if (strncmp(url, "sqlite:", 7) == 0)
+        path = url + 7;
+    else if (strstr(url, "://") != NULL) {
+        snprintf(err, errlen, "unknown store URL scheme in '%s'", url);
+        return CP_EINVAL;
+    }
+    return store_sqlite_ops.open(path, out, err, errlen);
+}
+
+void store_close(struct store *st)
+{
+    if (st != NULL)
+        st->ops->close(st);
+}
+
+const struct store_ops *store_ops_of(const struct store *st)
+{
+    return st->ops;
+}
+
+void store_new_id(char out[STORE_ID_LEN + 1])
+{
+    cp_random_hex(out, STORE_ID_LEN / 2);
+}
+
+void store_user_release(struct store_user *u)
+{
+    cp_free(u->email);
+    cp_free(u->name);
+    memset(u, 0, sizeof(*u));
+}
+
+void store_token_release(struct store_token *t)
+{
+    cp_free(t->token_hash);
+    cp_free(t->refresh_hash);
+    cp_free(t->scopes);
+    cp_free(t->description);
+    memset(t, 0, sizeof(*t));
+}
+
+void store_grid_release(struct store_grid *g)
+{
+    cp_free(g->name);
+    cp_free(g->token_hash);
+    cp_free(g->token_sealed);
+    cp_free(g->subnet);
+    cp_free(g->supernet);
+    json_decref(g->settings);
+    memset(g, 0, sizeof(*g));
+}
+
+void store_grid_list_release(struct store_grid_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_grid_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_user_list_release(struct store_user_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_user_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_token_list_release(struct store_token_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_token_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}

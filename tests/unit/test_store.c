@@ -1,0 +1,710 @@
+/* Unit tests of the SQLite store backend, each against a fresh temporary
+ * data directory.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../src/common/alloc.h"
+#include "../../src/common/err.h"
+#include "../../src/common/util.h"
+#include "../../src/master/store.h"
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fixture {
+    char dir[64];
+    char data[96]; /* a not-yet-existing subdirectory: open must create it */
+    struct store *st;
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = cp_calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->data, sizeof(f->data), "%s/a/data", f->dir);
+    char err[256] = "";
+    int rc = store_open(f->data, &f->st, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("store_open: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cp_free(f);
+    return 0;
+}
+
+static void make_user(struct store *st, const char *email, char id[25])
+{
+    struct store_user u = {0};
+    store_new_id(u.id);
+    u.email = (char *)(uintptr_t)email;
+    u.name = NULL;
+    u.roles = 0;
+    assert_int_equal(ST_CALL(st, user_create, &u), 0);
+    memcpy(id, u.id, STORE_ID_LEN + 1);
+}
+
+static void fill_grid(struct store_grid *g, const char *name,
+                      const char *token_hash)
+{
+    memset(g, 0, sizeof(*g));
+    store_new_id(g->id);
+    g->name = (char *)(uintptr_t)name;
+    g->token_hash = (char *)(uintptr_t)token_hash;
+    g->token_sealed = (char *)(uintptr_t) "sealed";
+    g->initial_size = 1;
+    g->subnet = (char *)(uintptr_t) "10.81.0.0/16";
+    g->supernet = (char *)(uintptr_t) "10.80.0.0/12";
+}
+
+/* ==== Open, migrate, reopen ==== */
+
+static void test_open_migrates(void **state)
+{
+    struct fixture *f = *state;
+    int v = 0;
+    assert_int_equal(ST_CALL(f->st, schema_version, &v), 0);
+    assert_true(v >= 1);
+    assert_int_equal(f->st->ops->ping(f->st), 0);
+    assert_string_equal(store_ops_of(f->st)->name, "sqlite");
+
+    struct stat sb;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/kontena.db", f->data);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(stat(f->data, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    struct fixture *f = *state;
+    int v1 = 0, v2 = 0;
+    assert_int_equal(ST_CALL(f->st, schema_version, &v1), 0);
+    assert_int_equal(ST_CALL(f->st, config_set, "k", "v"), 0);
+    store_close(f->st);
+
+    char err[256] = "";
+    char url[128];
+    snprintf(url, sizeof(url), "sqlite:%s", f->data);
+    assert_int_equal(store_open(url, &f->st, err, sizeof(err)), 0);
+    assert_int_equal(ST_CALL(f->st, schema_version, &v2), 0);
+    assert_int_equal(v1, v2);
+    char *val = NULL;
+    assert_int_equal(ST_CALL(f->st, config_get, "k", &val), 0);
+    assert_string_equal(val, "v");
+    cp_free(val);
+}
+
+struct opener {
+    const char *dir;
+    struct store *st;
+    int rc;
+};
+
+static void *open_thread(void *arg)
+{
+    struct opener *o = arg;
+    char err[256];
+    o->rc = store_open(o->dir, &o->st, err, sizeof(err));
+    return NULL;
+}
+
+static void test_two_stores_same_dir(void **state)
+{
+    struct fixture *f = *state;
+    char fresh[128];
+    snprintf(fresh, sizeof(fresh), "%s/shared", f->dir);
+    struct opener o[2] = {{fresh, NULL, -1}, {fresh, NULL, -1}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(o[0].rc, 0);
+    assert_int_equal(o[1].rc, 0);
+
+    int v0 = 0, v1 = 0;
+    assert_int_equal(ST_CALL(o[0].st, schema_version, &v0), 0);
+    assert_int_equal(ST_CALL(o[1].st, schema_version, &v1), 0);
+    assert_int_equal(v0, v1);
+    /* exactly one schema_migrations row per version: migrated once */
+    char path[160];
+    snprintf(path, sizeof(path), "%s/kontena.db", fresh);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT COUNT(*) FROM "
+                                        "schema_migrations",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), v0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_int_equal(ST_CALL(o[0].st, config_set, "who", "zero"), 0);
+    char *val = NULL;
+    assert_int_equal(ST_CALL(o[1].st, config_get, "who", &val), 0);
+    assert_string_equal(val, "zero");
+    cp_free(val);
+    store_close(o[0].st);
+    store_close(o[1].st);
+}
+
+/* ==== Config ==== */
+
+static void test_config(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char *val = NULL;
+    bool written = false;
+    assert_int_equal(ST_CALL(st, config_get, "a", &val), CP_ENOTFOUND);
+    assert_null(val);
+    assert_int_equal(ST_CALL(st, config_set, "a", "1"), 0);
+    assert_int_equal(ST_CALL(st, config_set, "a", "2"), 0);
+    assert_int_equal(ST_CALL(st, config_get, "a", &val), 0);
+    assert_string_equal(val, "2");
+    cp_free(val);
+    assert_int_equal(ST_CALL(st, config_set_if_absent, "a", "3", &written), 0);
+    assert_false(written);
+    assert_int_equal(ST_CALL(st, config_set_if_absent, "b", "4", &written), 0);
+    assert_true(written);
+    assert_int_equal(ST_CALL(st, config_get, "a", &val), 0);
+    assert_string_equal(val, "2");
+    cp_free(val);
+    assert_int_equal(ST_CALL(st, config_get, "b", &val), 0);
+    assert_string_equal(val, "4");
+    cp_free(val);
+}
+
+/* ==== Users ==== */
+
+static void test_users(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    struct store_user u = {0}, got = {0};
+    store_new_id(u.id);
+    u.email = (char *)(uintptr_t) "zed@example.com";
+    u.name = (char *)(uintptr_t) "Zed";
+    u.roles = STORE_ROLE_GRID_ADMIN;
+    assert_int_equal(ST_CALL(st, user_create, &u), 0);
+
+    struct store_user dup = u;
+    store_new_id(dup.id);
+    assert_int_equal(ST_CALL(st, user_create, &dup), CP_ECONFLICT);
+
+    char admin_id[25];
+    make_user(st, "admin", admin_id);
+
+    assert_int_equal(ST_CALL(st, user_get, u.id, &got), 0);
+    assert_string_equal(got.email, "zed@example.com");
+    assert_string_equal(got.name, "Zed");
+    assert_int_equal(got.roles, STORE_ROLE_GRID_ADMIN);
+    assert_true(got.created_at > 0);
+    store_user_release(&got);
+
+    assert_int_equal(ST_CALL(st, user_get_by_email, "admin", &got), 0);
+    assert_string_equal(got.id, admin_id);
+    assert_null(got.name);
+    store_user_release(&got);
+    assert_int_equal(ST_CALL(st, user_get, "nope", &got), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, user_get_by_email, "x@y", &got), CP_ENOTFOUND);
+
+    struct store_user_list l = {0};
+    assert_int_equal(ST_CALL(st, user_list, &l), 0);
+    assert_int_equal(l.len, 2);
+    assert_string_equal(l.items[0].email, "admin");
+    assert_string_equal(l.items[1].email, "zed@example.com");
+    store_user_list_release(&l);
+
+    unsigned roles = STORE_ROLE_MASTER_ADMIN | STORE_ROLE_USER_ADMIN;
+    assert_int_equal(ST_CALL(st, user_set_roles, admin_id, roles), 0);
+    assert_int_equal(ST_CALL(st, user_get, admin_id, &got), 0);
+    assert_int_equal(got.roles, roles);
+    store_user_release(&got);
+    assert_int_equal(ST_CALL(st, user_set_roles, "nope", 1), CP_ENOTFOUND);
+}
+
+/* ==== Tokens ==== */
+
+static void make_token(struct store *st, const char *user_id,
+                       enum store_token_kind kind, const char *hash,
+                       const char *refresh, bool bootstrap, int64_t expires_at,
+                       char id[25])
+{
+    struct store_token t = {0};
+    store_new_id(t.id);
+    memcpy(t.user_id, user_id, STORE_ID_LEN + 1);
+    t.kind = kind;
+    t.token_hash = (char *)(uintptr_t)hash;
+    t.refresh_hash = (char *)(uintptr_t)refresh;
+    memcpy(t.token_last4, "abcd", 5);
+    t.scopes = (char *)(uintptr_t) "user";
+    t.is_bootstrap = bootstrap;
+    t.expires_at = expires_at;
+    t.created_at = 1000;
+    assert_int_equal(ST_CALL(st, token_create, &t), 0);
+    if (id != NULL)
+        memcpy(id, t.id, STORE_ID_LEN + 1);
+}
+
+static void test_tokens(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char uid[25], bearer[25], expiring[25], code[25], boot[25];
+    make_user(st, "admin", uid);
+    const int64_t now = 1000000;
+
+    make_token(st, uid, STORE_TOKEN_BEARER, "h-bearer", "r-bearer", false, 0,
+               bearer);
+    make_token(st, uid, STORE_TOKEN_BEARER, "h-exp", NULL, false, now + 10,
+               expiring);
+    make_token(st, uid, STORE_TOKEN_CODE, "h-code", NULL, false, now + 600,
+               code);
+    make_token(st, uid, STORE_TOKEN_CODE, "h-boot", NULL, true, 0, boot);
+
+    struct store_token t = {0};
+    assert_int_equal(ST_CALL(st, token_get, bearer, &t), 0);
+    assert_string_equal(t.token_hash, "h-bearer");
+    assert_string_equal(t.refresh_hash, "r-bearer");
+    assert_string_equal(t.token_last4, "abcd");
+    assert_string_equal(t.scopes, "user");
+    assert_null(t.description);
+    assert_string_equal(t.parent_code_id, "");
+    store_token_release(&t);
+
+    /* find: kind and expiry matter */
+    assert_int_equal(
+        ST_CALL(st, token_find, STORE_TOKEN_BEARER, "h-bearer", now, &t), 0);
+    assert_string_equal(t.id, bearer);
+    store_token_release(&t);
+    assert_int_equal(
+        ST_CALL(st, token_find, STORE_TOKEN_CODE, "h-bearer", now, &t),
+        CP_ENOTFOUND);
+    assert_int_equal(
+        ST_CALL(st, token_find, STORE_TOKEN_BEARER, "h-exp", now, &t), 0);
+    store_token_release(&t);
+    assert_int_equal(
+        ST_CALL(st, token_find, STORE_TOKEN_BEARER, "h-exp", now + 10, &t),
+        CP_ENOTFOUND);
+
+    /* a normal code is consumed, a bootstrap code stays */
+    assert_int_equal(ST_CALL(st, code_take, "h-code", now, &t), 0);
+    assert_string_equal(t.id, code);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, code_take, "h-code", now, &t), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, code_take, "h-boot", now, &t), 0);
+    assert_true(t.is_bootstrap);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, code_take, "h-boot", now, &t), 0);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, code_take, "h-bearer", now, &t), CP_ENOTFOUND);
+
+    /* refresh tokens are single use */
+    assert_int_equal(ST_CALL(st, refresh_take, "r-bearer", &t), 0);
+    assert_string_equal(t.id, bearer);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, refresh_take, "r-bearer", &t), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, token_get, bearer, &t), CP_ENOTFOUND);
+
+    /* touch: writes only once per minute */
+    assert_int_equal(ST_CALL(st, token_touch, expiring, now), 0);
+    assert_int_equal(ST_CALL(st, token_get, expiring, &t), 0);
+    assert_int_equal(t.last_used_at, now);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, token_touch, expiring, now + 30000), 0);
+    assert_int_equal(ST_CALL(st, token_get, expiring, &t), 0);
+    assert_int_equal(t.last_used_at, now);
+    store_token_release(&t);
+    assert_int_equal(ST_CALL(st, token_touch, expiring, now + 60001), 0);
+    assert_int_equal(ST_CALL(st, token_get, expiring, &t), 0);
+    assert_int_equal(t.last_used_at, now + 60001);
+    store_token_release(&t);
+
+    struct store_token_list l = {0};
+    assert_int_equal(ST_CALL(st, token_list_by_user, uid, &l), 0);
+    assert_int_equal(l.len, 2); /* expiring + boot */
+    store_token_list_release(&l);
+
+    /* expire, bootstrap delete, delete */
+    int deleted = -1;
+    assert_int_equal(ST_CALL(st, tokens_expire, now + 5, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(ST_CALL(st, tokens_expire, now + 10, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(ST_CALL(st, token_get, expiring, &t), CP_ENOTFOUND);
+    assert_int_equal(st->ops->bootstrap_codes_delete(st), 0);
+    assert_int_equal(ST_CALL(st, token_get, boot, &t), CP_ENOTFOUND);
+
+    char other[25];
+    make_token(st, uid, STORE_TOKEN_BEARER, "h-other", NULL, false, 0, other);
+    assert_int_equal(ST_CALL(st, token_delete, other), 0);
+    assert_int_equal(ST_CALL(st, token_delete, other), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, token_list_by_user, uid, &l), 0);
+    assert_int_equal(l.len, 0);
+    store_token_list_release(&l);
+}
+
+/* ==== Grids ==== */
+
+static void test_grids(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char alice[25], bob[25];
+    make_user(st, "alice@x", alice);
+    make_user(st, "bob@x", bob);
+
+    struct store_grid g, g2, got;
+    const char *field = "unset";
+    fill_grid(&g, "test", "tok-1");
+    assert_int_equal(ST_CALL(st, grid_create, &g, alice, &field), 0);
+    assert_null(field);
+
+    fill_grid(&g2, "test", "tok-2");
+    assert_int_equal(ST_CALL(st, grid_create, &g2, alice, &field),
+                     CP_ECONFLICT);
+    assert_string_equal(field, "name");
+    fill_grid(&g2, "other", "tok-1");
+    assert_int_equal(ST_CALL(st, grid_create, &g2, alice, &field),
+                     CP_ECONFLICT);
+    assert_string_equal(field, "token");
+    fill_grid(&g2, "alpha", "tok-2");
+    assert_int_equal(ST_CALL(st, grid_create, &g2, bob, &field), 0);
+
+    assert_int_equal(ST_CALL(st, grid_get, "test", &got), 0);
+    assert_string_equal(got.id, g.id);
+    assert_string_equal(got.subnet, "10.81.0.0/16");
+    assert_string_equal(got.token_sealed, "sealed");
+    assert_int_equal(got.initial_size, 1);
+    assert_true(json_is_object(got.settings));
+    assert_int_equal(got.user_count, 1);
+    assert_int_equal(got.node_count, 0);
+    assert_int_equal(got.service_count, 0);
+    store_grid_release(&got);
+    assert_int_equal(ST_CALL(st, grid_get, "none", &got), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, grid_get_by_token_hash, "tok-2", &got), 0);
+    assert_string_equal(got.name, "alpha");
+    store_grid_release(&got);
+
+    /* members */
+    bool member = true;
+    assert_int_equal(ST_CALL(st, grid_is_member, g.id, bob, &member), 0);
+    assert_false(member);
+    assert_int_equal(ST_CALL(st, grid_user_add, g.id, bob), 0);
+    assert_int_equal(ST_CALL(st, grid_user_add, g.id, bob), 0);
+    assert_int_equal(ST_CALL(st, grid_is_member, g.id, bob, &member), 0);
+    assert_true(member);
+    assert_int_equal(ST_CALL(st, grid_user_add, g.id, "nobody"), CP_ENOTFOUND);
+    struct store_user_list ul = {0};
+    assert_int_equal(ST_CALL(st, grid_users, g.id, &ul), 0);
+    assert_int_equal(ul.len, 2);
+    assert_string_equal(ul.items[0].email, "alice@x");
+    assert_string_equal(ul.items[1].email, "bob@x");
+    store_user_list_release(&ul);
+
+    /* list: all, by member, with counts */
+    struct store_grid_list l = {0};
+    assert_int_equal(ST_CALL(st, grid_list, NULL, &l), 0);
+    assert_int_equal(l.len, 2);
+    assert_string_equal(l.items[0].name, "alpha");
+    assert_string_equal(l.items[1].name, "test");
+    assert_int_equal(l.items[0].user_count, 1);
+    assert_int_equal(l.items[1].user_count, 2);
+    store_grid_list_release(&l);
+    assert_int_equal(ST_CALL(st, grid_list, alice, &l), 0);
+    assert_int_equal(l.len, 1);
+    assert_string_equal(l.items[0].name, "test");
+    store_grid_list_release(&l);
+    assert_int_equal(ST_CALL(st, grid_list, bob, &l), 0);
+    assert_int_equal(l.len, 2);
+    store_grid_list_release(&l);
+
+    assert_int_equal(ST_CALL(st, grid_user_remove, g.id, bob), 0);
+    assert_int_equal(ST_CALL(st, grid_user_remove, g.id, bob), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, grid_list, bob, &l), 0);
+    assert_int_equal(l.len, 1);
+    assert_string_equal(l.items[0].name, "alpha");
+    store_grid_list_release(&l);
+
+    /* update settings */
+    struct store_grid upd = {0};
+    memcpy(upd.id, g.id, sizeof(upd.id));
+    upd.settings = json_pack("{s:{s:s}}", "logs", "forwarder", "fluentd");
+    upd.updated_at = 424242;
+    assert_int_equal(ST_CALL(st, grid_update, &upd), 0);
+    json_decref(upd.settings);
+    assert_int_equal(ST_CALL(st, grid_get, "test", &got), 0);
+    assert_int_equal(got.updated_at, 424242);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(got.settings, "logs"),
+                                          "forwarder")),
+        "fluentd");
+    store_grid_release(&got);
+    store_new_id(upd.id);
+    assert_int_equal(ST_CALL(st, grid_update, &upd), CP_ENOTFOUND);
+
+    /* counts and the delete guard, with rows the store has no API for
+     * yet: written straight into the file */
+    char sql[512], path[160];
+    snprintf(path, sizeof(path), "%s/kontena.db",
+             ((struct fixture *)*state)->data);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO host_nodes(id, grid_id, name, created_at) "
+             "VALUES('n1', '%s', 'node-1', 1);"
+             "INSERT INTO host_nodes(id, grid_id, name, created_at) "
+             "VALUES('n2', '%s', 'node-2', 1);"
+             "INSERT INTO grid_services(id, grid_id, name, created_at) "
+             "VALUES('s1', '%s', 'web', 1);",
+             g.id, g.id, g.id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(ST_CALL(st, grid_list, NULL, &l), 0);
+    assert_int_equal(l.items[0].node_count, 0);
+    assert_int_equal(l.items[1].node_count, 2);
+    assert_int_equal(l.items[1].service_count, 1);
+    assert_int_equal(l.items[1].container_count, 0);
+    store_grid_list_release(&l);
+    assert_int_equal(ST_CALL(st, grid_delete, g.id), CP_ECONFLICT);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DELETE FROM host_nodes;"
+                                  "DELETE FROM grid_services;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    /* delete */
+    assert_int_equal(ST_CALL(st, grid_delete, g.id), 0);
+    assert_int_equal(ST_CALL(st, grid_delete, g.id), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, grid_get, "test", &got), CP_ENOTFOUND);
+    /* the name is free again: the cascade removed the stack, network and
+     * members too */
+    fill_grid(&g, "test", "tok-3");
+    assert_int_equal(ST_CALL(st, grid_create, &g, alice, &field), 0);
+    assert_int_equal(ST_CALL(st, grid_get, "test", &got), 0);
+    assert_int_equal(got.user_count, 1);
+    store_grid_release(&got);
+}
+
+/* ==== HA primitives ==== */
+
+static void test_kv_cas(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char *val = NULL;
+    int64_t ver = -1, nv = -1;
+    assert_int_equal(ST_CALL(st, kv_get, "leader", &val, &ver), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, kv_cas, "leader", 0, "a", &nv), 0);
+    assert_int_equal(nv, 1);
+    assert_int_equal(ST_CALL(st, kv_cas, "leader", 0, "b", &nv), CP_ECONFLICT);
+    assert_int_equal(ST_CALL(st, kv_cas, "leader", 2, "b", &nv), CP_ECONFLICT);
+    assert_int_equal(ST_CALL(st, kv_cas, "leader", 1, "b", &nv), 0);
+    assert_int_equal(nv, 2);
+    assert_int_equal(ST_CALL(st, kv_cas, "leader", 1, "c", &nv), CP_ECONFLICT);
+    assert_int_equal(ST_CALL(st, kv_get, "leader", &val, &ver), 0);
+    assert_string_equal(val, "b");
+    assert_int_equal(ver, 2);
+    cp_free(val);
+    assert_int_equal(ST_CALL(st, kv_cas, "absent", 3, "x", &nv), CP_ECONFLICT);
+}
+
+static void test_leases(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char *holder = NULL;
+    int64_t exp = 0;
+    const int64_t now = 5000000;
+
+    assert_int_equal(
+        ST_CALL(st, lease_acquire, "sched", "m1", now, 1000, &holder, &exp), 0);
+    assert_string_equal(holder, "m1");
+    assert_int_equal(exp, now + 1000);
+    cp_free(holder);
+
+    /* renew by the holder */
+    assert_int_equal(
+        ST_CALL(st, lease_acquire, "sched", "m1", now + 500, 1000, NULL, &exp),
+        0);
+    assert_int_equal(exp, now + 1500);
+
+    /* contention */
+    assert_int_equal(ST_CALL(st, lease_acquire, "sched", "m2", now + 600, 1000,
+                             &holder, &exp),
+                     CP_EAGAIN);
+    assert_string_equal(holder, "m1");
+    assert_int_equal(exp, now + 1500);
+    cp_free(holder);
+
+    /* expiry takeover */
+    assert_int_equal(ST_CALL(st, lease_acquire, "sched", "m2", now + 1500, 1000,
+                             &holder, &exp),
+                     0);
+    assert_string_equal(holder, "m2");
+    assert_int_equal(exp, now + 2500);
+    cp_free(holder);
+
+    /* release: only by the holder */
+    assert_int_equal(ST_CALL(st, lease_release, "sched", "m1"), 0);
+    assert_int_equal(
+        ST_CALL(st, lease_acquire, "sched", "m1", now + 1600, 1000, NULL, NULL),
+        CP_EAGAIN);
+    assert_int_equal(ST_CALL(st, lease_release, "sched", "m2"), 0);
+    assert_int_equal(
+        ST_CALL(st, lease_acquire, "sched", "m1", now + 1600, 1000, NULL, NULL),
+        0);
+}
+
+struct feed_rec {
+    int calls;
+    char last[64];
+};
+
+static void feed_cb(void *ctx, const char *channel, const char *payload)
+{
+    struct feed_rec *r = ctx;
+    r->calls++;
+    snprintf(r->last, sizeof(r->last), "%s:%s", channel, payload);
+}
+
+static void test_feed(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    struct feed_rec a = {0}, b = {0};
+    int ida = st->ops->feed_subscribe(st, feed_cb, &a);
+    int idb = st->ops->feed_subscribe(st, feed_cb, &b);
+    assert_true(ida > 0);
+    assert_true(idb > 0);
+    assert_int_not_equal(ida, idb);
+    assert_int_equal(ST_CALL(st, feed_publish, "grids", "{\"id\":1}"), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_string_equal(a.last, "grids:{\"id\":1}");
+    st->ops->feed_unsubscribe(st, ida);
+    assert_int_equal(ST_CALL(st, feed_publish, "grids", "2"), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 2);
+    st->ops->feed_unsubscribe(st, idb);
+    assert_int_equal(ST_CALL(st, feed_publish, "grids", "3"), 0);
+    assert_int_equal(b.calls, 2);
+}
+
+/* ==== Concurrency ==== */
+
+#define CONC_THREADS 4
+#define CONC_OPS 200
+
+struct worker {
+    struct store *st;
+    int index;
+    char user_id[25];
+    char token_id[25];
+    int failures;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < CONC_OPS; i++) {
+        char name[32], token[32];
+        snprintf(name, sizeof(name), "g-%d-%d", w->index, i);
+        snprintf(token, sizeof(token), "t-%d-%d", w->index, i);
+        struct store_grid g;
+        fill_grid(&g, name, token);
+        const char *field = NULL;
+        if (ST_CALL(w->st, grid_create, &g, w->user_id, &field) != 0)
+            w->failures++;
+        if (ST_CALL(w->st, token_touch, w->token_id,
+                    (int64_t)(i + 1) * 61000) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    struct worker w[CONC_THREADS];
+    pthread_t t[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) {
+        char email[32];
+        snprintf(email, sizeof(email), "w%d@x", i);
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].st = st;
+        w[i].index = i;
+        make_user(st, email, w[i].user_id);
+        char hash[32];
+        snprintf(hash, sizeof(hash), "conc-%d", i);
+        make_token(st, w[i].user_id, STORE_TOKEN_BEARER, hash, NULL, false, 0,
+                   w[i].token_id);
+    }
+    for (int i = 0; i < CONC_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    for (int i = 0; i < CONC_THREADS; i++)
+        pthread_join(t[i], NULL);
+
+    for (int i = 0; i < CONC_THREADS; i++) {
+        assert_int_equal(w[i].failures, 0);
+        struct store_token tok = {0};
+        assert_int_equal(ST_CALL(st, token_get, w[i].token_id, &tok), 0);
+        assert_int_equal(tok.last_used_at, (int64_t)CONC_OPS * 61000);
+        store_token_release(&tok);
+        struct store_grid_list l = {0};
+        assert_int_equal(ST_CALL(st, grid_list, w[i].user_id, &l), 0);
+        assert_int_equal(l.len, CONC_OPS);
+        store_grid_list_release(&l);
+    }
+    struct store_grid_list all = {0};
+    assert_int_equal(ST_CALL(st, grid_list, NULL, &all), 0);
+    assert_int_equal(all.len, CONC_THREADS * CONC_OPS);
+    for (size_t i = 0; i < all.len; i++)
+        assert_int_equal(all.items[i].user_count, 1);
+    store_grid_list_release(&all);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_two_stores_same_dir, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
