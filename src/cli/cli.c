@@ -19,13 +19,13 @@ static const struct args_opt whoami_opts[] = {
     {0}};
 
 const struct cli_cmd cli_commands[] = {
-    {"master", NULL, "<command>", "manage masters and logins", NULL, 0, 0,
-     NULL, cmd_master},
+    {"master", NULL, "<command>", "manage masters and logins", NULL, 0, 0, NULL,
+     cmd_master},
     {"grid", NULL, "<command>", "manage grids", NULL, 0, 0, NULL, cmd_grid},
     {"whoami", NULL, "[options]", "show the current master, grid and user",
      whoami_opts, 0, 0, cmd_whoami, NULL},
-    {"version", NULL, "", "show the cli and master versions", version_opts,
-     0, 0, cmd_version, NULL},
+    {"version", NULL, "", "show the cli and master versions", version_opts, 0,
+     0, cmd_version, NULL},
     {0}};
 
 /* ==== Errors ==== */
@@ -50,7 +50,9 @@ int cli_fail(struct cli *cli, const char *fmt, ...)
 static void print_usage_line(FILE *f, const char *words,
                              const struct cli_cmd *cmd)
 {
-    const char *usage = cmd != NULL && cmd->usage != NULL ? cmd->usage : "";
+    const char *usage = cmd != NULL && cmd->usage != NULL ? cmd->usage
+                                                          : "<command> "
+                                                            "[options]";
     fprintf(f, "usage: kontena%s%s%s%s\n", *words != '\0' ? " " : "", words,
             *usage != '\0' ? " " : "", usage);
 }
@@ -102,8 +104,7 @@ int cli_config(struct cli *cli)
     cli->cfg = cfg;
     if (cfg->is_migrated && !cfg->is_readonly &&
         config_save(cfg, err, sizeof(err)) != 0)
-        fprintf(stderr, "warning: cannot save the migrated config: %s\n",
-                err);
+        fprintf(stderr, "warning: cannot save the migrated config: %s\n", err);
     return 0;
 }
 
@@ -121,8 +122,9 @@ struct client *cli_connect(struct cli *cli)
         return NULL;
     struct config_server *srv = config_current(cli->cfg);
     if (srv == NULL && cli->cfg->env_master != NULL) {
-        cli_fail(cli, "master %s is not in the client config; use kontena "
-                      "master ls",
+        cli_fail(cli,
+                 "master %s is not in the client config; use kontena "
+                 "master ls",
                  cli->cfg->env_master);
         return NULL;
     }
@@ -137,7 +139,7 @@ struct client *cli_connect(struct cli *cli)
         return NULL;
     }
     if (config_token(cli->cfg, srv) == NULL) {
-        cli_fail(cli, "not logged in to %s; use kontena master login", 
+        cli_fail(cli, "not logged in to %s; use kontena master login",
                  srv->name);
         return NULL;
     }
@@ -202,8 +204,9 @@ static void print_group_help(FILE *f, const char *words,
     }
     if (*words == '\0')
         fprintf(f, "  %-16s %s\n", "help", "show help for a command");
-    fprintf(f, "\nrun 'kontena %s%s<command> --help' for a command's "
-               "options\n",
+    fprintf(f,
+            "\nrun 'kontena %s%s<command> --help' for a command's "
+            "options\n",
             words, *words != '\0' ? " " : "");
 }
 
@@ -223,10 +226,10 @@ static void print_leaf_help(FILE *f, const char *words,
         else
             snprintf(spec, sizeof(spec), "%s--%s %s", shortp, o->name,
                      o->metavar != NULL ? o->metavar : "VALUE");
-        fprintf(f, "  %-32s %s%s\n", spec, o->help != NULL ? o->help : "",
+        fprintf(f, "  %-34s %s%s\n", spec, o->help != NULL ? o->help : "",
                 o->kind == ARGS_MULTI ? " (may repeat)" : "");
     }
-    fprintf(f, "  %-32s %s\n", "-h, --help", "show this help");
+    fprintf(f, "  %-34s %s\n", "-h, --help", "show this help");
 }
 
 /* ==== Dispatch ==== */
@@ -296,8 +299,8 @@ static void usage_arg(const char *usage, size_t i, char *out, size_t len)
                     s++;
                     l--;
                 }
-                while (l > 0 && (s[l - 1] == ']' || s[l - 1] == '>' ||
-                                 s[l - 1] == '.'))
+                while (l > 0 &&
+                       (s[l - 1] == ']' || s[l - 1] == '>' || s[l - 1] == '.'))
                     l--;
                 snprintf(out, len, "%.*s", (int)l, s);
                 return;
@@ -330,8 +333,7 @@ static int run_leaf(struct cli *cli, const struct cli_cmd *cmd, int argc,
         goto out;
     }
     if (cmd->max_pos >= 0 && (int)a.npos > cmd->max_pos) {
-        rc = cli_usage(cli, "unexpected argument '%s'",
-                       a.pos[cmd->max_pos]);
+        rc = cli_usage(cli, "unexpected argument '%s'", a.pos[cmd->max_pos]);
         goto out;
     }
     bool has_output = false;

@@ -40,7 +40,9 @@ struct cli {
 
 /* The option every list/show command accepts. */
 #define CLI_OPT_OUTPUT                                                         \
-    {"output", 'o', ARGS_VALUE, "FORMAT", "output format: table or json"}
+    {                                                                          \
+        "output", 'o', ARGS_VALUE, "FORMAT", "output format: table or json"    \
+    }
 
 extern const struct cli_cmd cli_commands[];
 extern const struct cli_cmd cmd_master[];

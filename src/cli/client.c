@@ -20,9 +20,9 @@
 #define CLIENT_TIMEOUT_S 300L
 
 struct client {
-    struct config *cfg;       /* NULL: refreshes are not persisted */
+    struct config *cfg; /* NULL: refreshes are not persisted */
     struct config_server *srv;
-    char *token;              /* owned copy of the token in use */
+    char *token; /* owned copy of the token in use */
     bool is_anonymous;
     bool is_auth_error;
     long status;
@@ -200,9 +200,8 @@ static int perform(struct client *c, const char *method, const char *url,
     char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdrs = NULL;
     char *ua = cp_asprintf("User-Agent: kontena-cli/%s", KONTENA_VERSION);
-    char *auth = token != NULL ? cp_asprintf("Authorization: Bearer %s",
-                                             token)
-                               : NULL;
+    char *auth =
+        token != NULL ? cp_asprintf("Authorization: Bearer %s", token) : NULL;
     int rc = 0;
     CURL *h = curl_easy_init();
     if (h == NULL) {
@@ -286,8 +285,8 @@ static int exchange(struct client *c, const char *method, const char *path,
     char *url = join_url(c->srv->url, path);
     json_t *j = NULL;
     c->status = 0;
-    int rc = perform(c, method, url, body,
-                     c->is_anonymous ? NULL : c->token, &r);
+    int rc =
+        perform(c, method, url, body, c->is_anonymous ? NULL : c->token, &r);
     if (rc != 0)
         goto out;
     c->status = r.status;
@@ -309,9 +308,8 @@ static int exchange(struct client *c, const char *method, const char *path,
     }
     char *text = client_error_text(j);
     const char *code = cp_json_str(j, "error");
-    if (r.status == 401 ||
-        (r.status == 403 && code != NULL &&
-         strcmp(code, "invalid_token") == 0)) {
+    if (r.status == 401 || (r.status == 403 && code != NULL &&
+                            strcmp(code, "invalid_token") == 0)) {
         c->is_auth_error = true;
         rc = CP_EPERM;
     } else if (r.status == 404) {
@@ -360,8 +358,11 @@ static int refresh(struct client *c)
         char why[sizeof(c->err)];
         snprintf(why, sizeof(why), "%s", c->err);
         setf(c, "token refresh failed: %s", why);
-        c->is_auth_error = true;
-        rc = CP_EPERM;
+        /* No answer at all is a connection problem, not a bad login. */
+        if (rc != CP_EIO) {
+            c->is_auth_error = true;
+            rc = CP_EPERM;
+        }
         goto out;
     }
     const char *tok = cp_json_str(resp, "access_token");
@@ -372,8 +373,7 @@ static int refresh(struct client *c)
     }
     config_set_str(&c->srv->token, tok);
     config_set_str(&c->token, tok);
-    config_set_str(&c->srv->refresh_token,
-                   cp_json_str(resp, "refresh_token"));
+    config_set_str(&c->srv->refresh_token, cp_json_str(resp, "refresh_token"));
     long long exp = cp_json_int(resp, "expires_in", 0);
     c->srv->token_expires_at = exp > 0 ? cp_now_ms() / 1000 + exp : 0;
     if (c->cfg != NULL) {
@@ -407,8 +407,7 @@ int client_request(struct client *c, const char *method, const char *path,
         is_refreshed = true;
     }
     rc = exchange(c, method, path, text, out);
-    if (rc == CP_EPERM && c->status == 401 && !is_refreshed &&
-        can_refresh(c)) {
+    if (rc == CP_EPERM && c->status == 401 && !is_refreshed && can_refresh(c)) {
         rc = refresh(c);
         if (rc != 0)
             goto out;

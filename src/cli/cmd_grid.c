@@ -56,8 +56,8 @@ static int add_settings(struct cli *cli, const struct args *a, json_t *body)
         char *host = colon != NULL
                          ? cp_strndup(statsd, (size_t)(colon - statsd))
                          : cp_strdup(statsd);
-        if ((colon != NULL && cp_parse_int(colon + 1, 1, 65535, &port) != 0)
-            || *host == '\0') {
+        if ((colon != NULL && cp_parse_int(colon + 1, 1, 65535, &port) != 0) ||
+            *host == '\0') {
             cp_free(host);
             return cli_usage(cli, "--statsd-server must be HOST:PORT");
         }
@@ -66,8 +66,7 @@ static int add_settings(struct cli *cli, const struct args *a, json_t *body)
         json_object_set_new(body, "stats", st);
         cp_free(host);
     } else if (has_no_statsd) {
-        json_object_set_new(body, "stats",
-                            json_pack("{s:n}", "statsd"));
+        json_object_set_new(body, "stats", json_pack("{s:n}", "statsd"));
     }
     const char *fwd = args_get(a, "log-forwarder");
     if (fwd == NULL && args_has(a, "log-opt"))
@@ -86,9 +85,9 @@ static int add_settings(struct cli *cli, const struct args *a, json_t *body)
             json_object_set_new(opts, k, json_string(eq + 1));
             cp_free(k);
         }
-        json_object_set_new(body, "logs",
-                            json_pack("{s:s, s:o}", "forwarder", fwd, "opts",
-                                      opts));
+        json_object_set_new(
+            body, "logs",
+            json_pack("{s:s, s:o}", "forwarder", fwd, "opts", opts));
     }
     return 0;
 }
@@ -157,8 +156,8 @@ static int run_ls(struct cli *cli, const struct args *a)
     struct client *c = cli_connect(cli);
     if (c == NULL)
         return 1;
-    json_t *resp = cli_call(cli, c, "GET", "/v1/grids", NULL,
-                            "cannot list grids");
+    json_t *resp =
+        cli_call(cli, c, "GET", "/v1/grids", NULL, "cannot list grids");
     client_free(c);
     if (resp == NULL)
         return 1;
@@ -177,8 +176,8 @@ static int run_ls(struct cli *cli, const struct args *a)
     {
         const char *name = cp_json_str(g, "name");
         bool is_cur = name != NULL && cur != NULL && strcmp(name, cur) == 0;
-        char *n = cp_asprintf("%s%s", name != NULL ? name : "",
-                              is_cur ? " *" : "");
+        char *n =
+            cp_asprintf("%s%s", name != NULL ? name : "", is_cur ? " *" : "");
         char *nodes = output_cell(json_object_get(g, "node_count"));
         char *svcs = output_cell(json_object_get(g, "service_count"));
         char *users = output_cell(json_object_get(g, "user_count"));
@@ -247,15 +246,14 @@ static void print_grid(const struct cli *cli, const json_t *g)
         print_val("    ", "forwarder", json_object_get(logs, "forwarder"));
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)json_object_get(logs, "opts"), k, v)
+        json_object_foreach(json_object_get(logs, "opts"), k, v)
         {
             print_val("    ", k, v);
         }
     }
     print_val("  ", "node_count", json_object_get(g, "node_count"));
     print_val("  ", "service_count", json_object_get(g, "service_count"));
-    print_val("  ", "container_count",
-              json_object_get(g, "container_count"));
+    print_val("  ", "container_count", json_object_get(g, "container_count"));
     print_val("  ", "user_count", json_object_get(g, "user_count"));
 }
 
@@ -381,8 +379,9 @@ static int run_rm(struct cli *cli, const struct args *a)
         bool is_yes = is_tty && cli_confirm(q);
         cp_free(q);
         if (!is_tty)
-            return cli_fail(cli, "cannot remove grid %s: use --force to "
-                                 "confirm",
+            return cli_fail(cli,
+                            "cannot remove grid %s: use --force to "
+                            "confirm",
                             name);
         if (!is_yes)
             return cli_fail(cli, "cannot remove grid %s: aborted", name);
@@ -477,8 +476,8 @@ static int user_change(struct cli *cli, const struct args *a, bool is_add)
             cp_free(e);
             what = cp_asprintf("cannot remove %s from grid %s", email, grid);
         }
-        json_t *r = cli_call(cli, c, is_add ? "POST" : "DELETE", path, body,
-                             what);
+        json_t *r =
+            cli_call(cli, c, is_add ? "POST" : "DELETE", path, body, what);
         if (r == NULL)
             rc = 1;
         else
@@ -514,7 +513,9 @@ static int run_user_rm(struct cli *cli, const struct args *a)
          "export container stats to statsd"},                                  \
         {"log-forwarder", 0, ARGS_VALUE, "fluentd|none",                       \
          "forward container logs"},                                            \
-        {"log-opt", 0, ARGS_MULTI, "KEY=VALUE", "log forwarder option"}
+    {                                                                          \
+        "log-opt", 0, ARGS_MULTI, "KEY=VALUE", "log forwarder option"          \
+    }
 
 static const struct args_opt create_opts[] = {
     {"initial-size", 0, ARGS_VALUE, "N", "number of initial (etcd) nodes"},
@@ -531,9 +532,7 @@ static const struct args_opt update_opts[] = {
     {0}};
 static const struct args_opt output_opts[] = {CLI_OPT_OUTPUT, {0}};
 static const struct args_opt current_opts[] = {
-    {"name", 0, ARGS_FLAG, NULL, "print only the name"},
-    CLI_OPT_OUTPUT,
-    {0}};
+    {"name", 0, ARGS_FLAG, NULL, "print only the name"}, CLI_OPT_OUTPUT, {0}};
 static const struct args_opt no_opts[] = {{0}};
 static const struct args_opt rm_opts[] = {
     {"force", 'f', ARGS_FLAG, NULL, "do not ask for confirmation"}, {0}};
@@ -547,23 +546,22 @@ static const struct args_opt user_opts[] = {
 const struct cli_cmd cmd_grid_user[] = {
     {"list", "ls", "[options]", "list grid members", user_ls_opts, 0, 0,
      run_user_ls, NULL},
-    {"add", NULL, "EMAIL... [options]", "add users to the grid", user_opts,
-     1, -1, run_user_add, NULL},
+    {"add", NULL, "EMAIL... [options]", "add users to the grid", user_opts, 1,
+     -1, run_user_add, NULL},
     {"remove", "rm", "EMAIL... [options]", "remove users from the grid",
      user_opts, 1, -1, run_user_rm, NULL},
     {0}};
 
 const struct cli_cmd cmd_grid[] = {
-    {"create", NULL, "NAME [options]", "create a grid and use it",
-     create_opts, 1, 1, run_create, NULL},
-    {"list", "ls", "[options]", "list grids", output_opts, 0, 0, run_ls,
-     NULL},
+    {"create", NULL, "NAME [options]", "create a grid and use it", create_opts,
+     1, 1, run_create, NULL},
+    {"list", "ls", "[options]", "list grids", output_opts, 0, 0, run_ls, NULL},
     {"show", NULL, "[NAME] [options]", "show a grid", output_opts, 0, 1,
      run_show, NULL},
     {"use", NULL, "NAME", "switch to another grid", no_opts, 1, 1, run_use,
      NULL},
-    {"current", NULL, "[options]", "show the current grid", current_opts, 0,
-     0, run_current, NULL},
+    {"current", NULL, "[options]", "show the current grid", current_opts, 0, 0,
+     run_current, NULL},
     {"update", NULL, "NAME [options]", "change grid settings", update_opts, 1,
      1, run_update, NULL},
     {"remove", "rm", "NAME [options]", "remove a grid", rm_opts, 1, 1, run_rm,

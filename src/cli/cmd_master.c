@@ -19,8 +19,7 @@
 
 static bool has_scheme(const char *url)
 {
-    return strncmp(url, "http://", 7) == 0 ||
-           strncmp(url, "https://", 8) == 0;
+    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
 }
 
 static char *strip_url(const char *url)
@@ -75,8 +74,7 @@ static int run_login(struct cli *cli, const struct args *a)
         return cli_usage(cli, "--code and --token cannot be used together");
     long long expires_in = 0;
     if (args_has(a, "expires-in") &&
-        cp_parse_int(args_get(a, "expires-in"), 0, 1LL << 40,
-                     &expires_in) != 0)
+        cp_parse_int(args_get(a, "expires-in"), 0, 1LL << 40, &expires_in) != 0)
         return cli_usage(cli, "--expires-in must be a number of seconds");
     CP_UNUSED(expires_in);
 
@@ -87,8 +85,9 @@ static int run_login(struct cli *cli, const struct args *a)
     if (url_arg == NULL)
         return cli_usage(cli, "missing URL");
     if (!has_scheme(url_arg))
-        return cli_fail(cli, "login failed: invalid url '%s': must start "
-                             "with http:// or https://",
+        return cli_fail(cli,
+                        "login failed: invalid url '%s': must start "
+                        "with http:// or https://",
                         url_arg);
 
     char *url = strip_url(url_arg);
@@ -99,10 +98,10 @@ static int run_login(struct cli *cli, const struct args *a)
     int rc = 1;
 
     if (code != NULL) {
-        json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "grant_type",
-                                "authorization_code", "code", code,
-                                "client_id", CLI_CLIENT_ID, "client_secret",
-                                CLI_CLIENT_SECRET);
+        json_t *req =
+            json_pack("{s:s, s:s, s:s, s:s}", "grant_type",
+                      "authorization_code", "code", code, "client_id",
+                      CLI_CLIENT_ID, "client_secret", CLI_CLIENT_SECRET);
         client_set_anonymous(c, true);
         int e = client_request(c, "POST", "/oauth2/token", req, &tok);
         client_set_anonymous(c, false);
@@ -113,14 +112,14 @@ static int run_login(struct cli *cli, const struct args *a)
         }
         const char *at = cp_json_str(tok, "access_token");
         if (at == NULL) {
-            cli_fail(cli, "login to %s failed: no access_token in the "
-                          "answer",
+            cli_fail(cli,
+                     "login to %s failed: no access_token in the "
+                     "answer",
                      url);
             goto out;
         }
         config_set_str(&srv->token, at);
-        config_set_str(&srv->refresh_token,
-                       cp_json_str(tok, "refresh_token"));
+        config_set_str(&srv->refresh_token, cp_json_str(tok, "refresh_token"));
         long long exp = cp_json_int(tok, "expires_in", 0);
         srv->token_expires_at = exp > 0 ? cp_now_ms() / 1000 + exp : 0;
         server_name = cp_json_str(json_object_get(tok, "server"), "name");
@@ -239,8 +238,9 @@ static int run_use(struct cli *cli, const struct args *a)
         return 1;
     const struct config_server *s = config_find(cli->cfg, a->pos[0]);
     if (s == NULL)
-        return cli_fail(cli, "cannot use master %s: not in the client "
-                             "config; use kontena master ls",
+        return cli_fail(cli,
+                        "cannot use master %s: not in the client "
+                        "config; use kontena master ls",
                         a->pos[0]);
     config_set_current(cli->cfg, s->name);
     if (cli_save(cli) != 0)
@@ -302,8 +302,9 @@ static int run_rm(struct cli *cli, const struct args *a)
         return 1;
     for (size_t i = 0; i < a->npos; i++) {
         if (config_find(cli->cfg, a->pos[i]) == NULL)
-            return cli_fail(cli, "cannot remove master %s: not in the "
-                                 "client config",
+            return cli_fail(cli,
+                            "cannot remove master %s: not in the "
+                            "client config",
                             a->pos[i]);
     }
     for (size_t i = 0; i < a->npos; i++)
@@ -336,8 +337,8 @@ static int run_token_ls(struct cli *cli, const struct args *a)
     struct client *c = cli_connect(cli);
     if (c == NULL)
         return 1;
-    json_t *resp = cli_call(cli, c, "GET", "/oauth2/tokens", NULL,
-                            "cannot list tokens");
+    json_t *resp =
+        cli_call(cli, c, "GET", "/oauth2/tokens", NULL, "cannot list tokens");
     client_free(c);
     if (resp == NULL)
         return 1;
@@ -347,7 +348,7 @@ static int run_token_ls(struct cli *cli, const struct args *a)
         json_decref(resp);
         return 0;
     }
-    static const char *const hdr[] = {"id", "token", "refresh token",
+    static const char *const hdr[] = {"id",         "token",  "refresh token",
                                       "expires in", "scopes", "description"};
     struct table *t = table_new(6, hdr);
     size_t i;
@@ -359,8 +360,9 @@ static int run_token_ls(struct cli *cli, const struct args *a)
         long long exp = cp_json_int(tok, "expires_in", 0);
         char *exps = exp > 0 ? cp_asprintf("%llds", exp) : cp_strdup("never");
         char *scopes = output_cell(json_object_get(tok, "scopes"));
-        const char *row[] = {cp_json_str(tok, "id"), at, rt, exps, scopes,
-                             cp_json_str(tok, "description")};
+        const char *row[] = {
+            cp_json_str(tok, "id"),         at, rt, exps, scopes,
+            cp_json_str(tok, "description")};
         table_add(t, row);
         cp_free(scopes);
         cp_free(exps);
@@ -391,8 +393,8 @@ static int run_token_show(struct cli *cli, const struct args *a)
     if (cli->is_json) {
         output_json(tok, stdout);
     } else {
-        printf("%s:\n", cp_json_str(tok, "id") ? cp_json_str(tok, "id")
-                                               : a->pos[0]);
+        printf("%s:\n",
+               cp_json_str(tok, "id") ? cp_json_str(tok, "id") : a->pos[0]);
         char *at = masked(tok, "access_token_last_four");
         char *rt = masked(tok, "refresh_token_last_four");
         printf("  access_token: %s\n  refresh_token: %s\n", at, rt);
@@ -412,8 +414,7 @@ static int run_token_create(struct cli *cli, const struct args *a)
 {
     long long expires_in = 0;
     if (args_has(a, "expires-in") &&
-        cp_parse_int(args_get(a, "expires-in"), 0, 1LL << 40,
-                     &expires_in) != 0)
+        cp_parse_int(args_get(a, "expires-in"), 0, 1LL << 40, &expires_in) != 0)
         return cli_usage(cli, "--expires-in must be a number of seconds");
     struct client *c = cli_connect(cli);
     if (c == NULL)
@@ -521,8 +522,8 @@ static int run_user_ls(struct cli *cli, const struct args *a)
     struct client *c = cli_connect(cli);
     if (c == NULL)
         return 1;
-    json_t *resp = cli_call(cli, c, "GET", "/v1/users", NULL,
-                            "cannot list users");
+    json_t *resp =
+        cli_call(cli, c, "GET", "/v1/users", NULL, "cannot list users");
     client_free(c);
     if (resp == NULL)
         return 1;
@@ -585,8 +586,9 @@ static int run_user_rm(struct cli *cli, const struct args *a)
 /* ==== tables ==== */
 
 static const struct args_opt login_opts[] = {
-    {"code", 'c', ARGS_VALUE, "CODE", "authorization code (e.g. the "
-                                      "INITIAL_ADMIN_CODE)"},
+    {"code", 'c', ARGS_VALUE, "CODE",
+     "authorization code (e.g. the "
+     "INITIAL_ADMIN_CODE)"},
     {"token", 't', ARGS_VALUE, "TOKEN", "use an existing access token"},
     {"name", 'n', ARGS_VALUE, "NAME", "name for this master in the config"},
     {"grid", 'g', ARGS_VALUE, "GRID", "grid to use after login"},
@@ -616,8 +618,8 @@ const struct cli_cmd cmd_master_token[] = {
      run_token_show, NULL},
     {"current", NULL, "", "print the access token in use", no_opts, 0, 0,
      run_token_current, NULL},
-    {"create", NULL, "[options]", "create an access token",
-     token_create_opts, 0, 0, run_token_create, NULL},
+    {"create", NULL, "[options]", "create an access token", token_create_opts,
+     0, 0, run_token_create, NULL},
     {"remove", "rm", "ID...", "revoke access tokens", rm_opts, 1, -1,
      run_token_rm, NULL},
     {0}};
@@ -638,10 +640,10 @@ const struct cli_cmd cmd_master[] = {
      run_logout, NULL},
     {"list", "ls", "[options]", "list configured masters", output_opts, 0, 0,
      run_ls, NULL},
-    {"use", NULL, "NAME", "switch to another master", no_opts, 1, 1,
-     run_use, NULL},
-    {"current", NULL, "[options]", "show the current master", current_opts,
-     0, 0, run_current, NULL},
+    {"use", NULL, "NAME", "switch to another master", no_opts, 1, 1, run_use,
+     NULL},
+    {"current", NULL, "[options]", "show the current master", current_opts, 0,
+     0, run_current, NULL},
     {"remove", "rm", "NAME...", "remove masters from the config", rm_opts, 1,
      -1, run_rm, NULL},
     {"token", NULL, "<command>", "manage access tokens", NULL, 0, 0, NULL,

@@ -32,9 +32,8 @@ int cmd_whoami(struct cli *cli, const struct args *a)
     } else {
         const char *grid = config_grid(cli->cfg, s);
         const char *email = cp_json_str(user, "email");
-        printf("Master: %s\nURL: %s\nGrid: %s\nUser: %s\n", s->name,
-               s->url, grid != NULL ? grid : "-",
-               email != NULL ? email : "-");
+        printf("Master: %s\nURL: %s\nGrid: %s\nUser: %s\n", s->name, s->url,
+               grid != NULL ? grid : "-", email != NULL ? email : "-");
     }
     json_decref(user);
     return 0;
@@ -54,8 +53,8 @@ int cmd_version(struct cli *cli, const struct args *a)
     json_t *root = NULL;
     int rc = 0;
     if (client_request(c, "GET", "/", NULL, &root) != 0) {
-        rc = cli_fail(cli, "cannot get the master version: %s",
-                      client_error(c));
+        rc =
+            cli_fail(cli, "cannot get the master version: %s", client_error(c));
     } else {
         const char *v = cp_json_str(root, "version");
         printf("master: %s (%s)\n", v != NULL ? v : "unknown", s->url);

@@ -111,13 +111,12 @@ static int64_t expires_from_json(const json_t *v)
     if (json_is_real(v))
         return (int64_t)json_real_value(v);
     int64_t ms;
-    if (json_is_string(v) &&
-        cp_time_parse_iso(json_string_value(v), &ms) == 0)
+    if (json_is_string(v) && cp_time_parse_iso(json_string_value(v), &ms) == 0)
         return ms / 1000;
     return 0;
 }
 
-static struct config_server *server_from_json(const json_t *obj)
+static struct config_server *server_from_json(json_t *obj)
 {
     struct config_server *srv = config_server_new(NULL, NULL);
     srv->name = dup_member(obj, "name");
@@ -131,9 +130,9 @@ static struct config_server *server_from_json(const json_t *obj)
     srv->token_expires_at =
         expires_from_json(json_object_get(obj, "token_expires_at"));
     static const char *const known[] = {
-        "name", "url", "token", "refresh_token", "username", "email",
-        "grid", "token_expires_at"};
-    json_object_update(srv->extra, (json_t *)obj);
+        "name",     "url",   "token", "refresh_token",
+        "username", "email", "grid",  "token_expires_at"};
+    json_object_update(srv->extra, obj);
     for (size_t i = 0; i < CP_ARRAY_LEN(known); i++)
         json_object_del(srv->extra, known[i]);
     return srv;
@@ -141,8 +140,8 @@ static struct config_server *server_from_json(const json_t *obj)
 
 static void append_server(struct config *cfg, struct config_server *srv)
 {
-    cfg->servers = cp_realloc(cfg->servers,
-                              (cfg->nservers + 1) * sizeof(*cfg->servers));
+    cfg->servers =
+        cp_realloc(cfg->servers, (cfg->nservers + 1) * sizeof(*cfg->servers));
     cfg->servers[cfg->nservers++] = srv;
 }
 

@@ -26,16 +26,16 @@ struct config_server {
 };
 
 struct config {
-    char *path;             /* where config_save() writes */
-    bool is_readonly;       /* KONTENA_URL given: never write */
-    bool is_migrated;       /* the old layout was converted on load */
-    char *current_server;   /* as stored in the file */
+    char *path;           /* where config_save() writes */
+    bool is_readonly;     /* KONTENA_URL given: never write */
+    bool is_migrated;     /* the old layout was converted on load */
+    char *current_server; /* as stored in the file */
     struct config_server **servers;
     size_t nservers;
-    json_t *rest;           /* other top-level keys (accounts...) */
-    char *env_master;       /* KONTENA_MASTER */
-    char *env_grid;         /* KONTENA_GRID */
-    char *env_token;        /* KONTENA_TOKEN */
+    json_t *rest;     /* other top-level keys (accounts...) */
+    char *env_master; /* KONTENA_MASTER */
+    char *env_grid;   /* KONTENA_GRID */
+    char *env_token;  /* KONTENA_TOKEN */
 };
 
 /* Returns an empty configuration that would save to path (may be NULL). */

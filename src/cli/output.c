@@ -5,6 +5,7 @@
 #include "../common/json.h"
 #include "../common/util.h"
 
+#include <stdint.h>
 #include <string.h>
 
 struct table {
@@ -15,8 +16,8 @@ struct table {
 
 static void add_row(struct table *t, const char *const *cells)
 {
-    t->cells = cp_realloc(t->cells,
-                          (t->nrows + 1) * t->ncols * sizeof(*t->cells));
+    t->cells =
+        cp_realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(*t->cells));
     for (size_t i = 0; i < t->ncols; i++)
         t->cells[t->nrows * t->ncols + i] =
             cp_strdup(cells[i] != NULL ? cells[i] : "");
@@ -67,20 +68,29 @@ void table_print(const struct table *t, FILE *f)
                 w[c] = n;
         }
     }
+    struct cp_buf line;
+    cp_buf_init(&line, SIZE_MAX / 2);
     for (size_t r = 0; r < t->nrows; r++) {
+        line.len = 0;
         for (size_t c = 0; c < t->ncols; c++) {
             const char *s = t->cells[r * t->ncols + c];
+            size_t start = line.len;
+            cp_buf_append(&line, s, strlen(s));
             if (r == 0) {
-                for (const char *p = s; *p != '\0'; p++)
-                    fputc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, f);
-            } else {
-                fputs(s, f);
+                for (size_t i = start; i < line.len; i++) {
+                    if (line.data[i] >= 'a' && line.data[i] <= 'z')
+                        line.data[i] = (char)(line.data[i] - 'a' + 'A');
+                }
             }
             if (c + 1 < t->ncols)
-                fprintf(f, "%*s", (int)(w[c] - width(s) + 3), "");
+                cp_buf_printf(&line, "%*s", (int)(w[c] - width(s) + 3), "");
         }
-        fputc('\n', f);
+        /* Empty trailing cells would leave padding at the end. */
+        while (line.len > 0 && line.data[line.len - 1] == ' ')
+            line.len--;
+        fprintf(f, "%.*s\n", (int)line.len, line.len > 0 ? line.data : "");
     }
+    cp_buf_release(&line);
     cp_free(w);
 }
 

@@ -9,6 +9,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +17,24 @@
 #define SEAL_PREFIX "kv1:"
 #define NONCE_LEN 12
 #define TAG_LEN 16
+
+/* Fetching an algorithm from OpenSSL 3's providers is costly; do it once.
+ * The fetched object is immutable and safe to share between threads. */
+static EVP_CIPHER *gcm;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+
+static void fetch_gcm(void)
+{
+    gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    if (gcm == NULL)
+        cp_panic("OpenSSL has no AES-256-GCM");
+}
+
+static const EVP_CIPHER *aes_gcm(void)
+{
+    pthread_once(&gcm_once, fetch_gcm);
+    return gcm;
+}
 
 int cp_hkdf_sha256(const void *secret, size_t secret_len, const char *info,
                    unsigned char out[CP_KEY_LEN])
@@ -59,7 +78,7 @@ char *cp_seal(const unsigned char key[CP_KEY_LEN], const void *plain,
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n = 0, fin = 0;
     if (ctx == NULL ||
-        EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) != 1 ||
+        EVP_EncryptInit_ex(ctx, aes_gcm(), NULL, key, raw) != 1 ||
         EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &n, plain, (int)len) != 1 ||
         EVP_EncryptFinal_ex(ctx, raw + NONCE_LEN + n, &fin) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
@@ -122,7 +141,7 @@ int cp_open(const unsigned char key[CP_KEY_LEN], const char *sealed,
     ctx = EVP_CIPHER_CTX_new();
     int n = 0, fin = 0;
     if (ctx == NULL ||
-        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) != 1 ||
+        EVP_DecryptInit_ex(ctx, aes_gcm(), NULL, key, raw) != 1 ||
         EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + NONCE_LEN,
                           (int)len) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,

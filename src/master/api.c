@@ -3,6 +3,7 @@
  * statuses lives here too.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "api.h"
+#include "authcache.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -106,6 +107,18 @@ void api_json(struct api_res *res, int status, json_t *body)
     json_decref(res->body);
     res->status = status;
     res->body = body;
+}
+
+void api_raw_json(struct api_res *res, int status, struct cp_buf *b)
+{
+    json_decref(res->body);
+    res->body = NULL;
+    cp_free(res->raw);
+    res->status = status;
+    res->raw = b->data ? b->data : cp_strdup("{}");
+    res->raw_type = "application/json";
+    b->data = NULL;
+    cp_buf_release(b);
 }
 
 void api_error(struct api_res *res, int status, const char *fmt, ...)
@@ -269,18 +282,15 @@ static bool is_form(const char *ct)
 static int parse_body(struct api_req *req, struct api_res *res,
                       bool form_ok)
 {
-    bool has_body = false;
-    for (size_t i = 0; i < req->body_len; i++) {
-        if (!isspace((unsigned char)req->body[i])) {
-            has_body = true;
-            break;
-        }
-    }
-    if (!has_body) {
+    size_t first = 0;
+    while (first < req->body_len && isspace((unsigned char)req->body[first]))
+        first++;
+    if (first == req->body_len) {
         req->json = json_object();
         return 0;
     }
-    if (form_ok && is_form(req->content_type)) {
+    /* curl and others label JSON as a form by default: trust the bytes. */
+    if (form_ok && is_form(req->content_type) && req->body[first] != '{') {
         req->json = form_parse(req->body, req->body_len);
         return 0;
     }
@@ -332,6 +342,16 @@ static int authenticate(struct api_req *req, struct api_res *res,
     char hash[65];
     cp_sha256_hex(tok, len, hash);
     int64_t now = cp_now_ms();
+    int64_t mono = cp_mono_ms();
+    struct authcache *cache = req->m->auth_cache;
+    if (authcache_get(cache, hash, mono, &req->token, &req->user)) {
+        if (req->token.expires_at != 0 && req->token.expires_at <= now) {
+            deny_token(res, "Token expired");
+            return CP_EPERM;
+        }
+        req->authed = true;
+        return 0;
+    }
     /* now = 0 finds expired tokens too, so that we can say so. */
     int rc = ST_CALL(st, token_find, STORE_TOKEN_BEARER, hash, 0,
                      &req->token);
@@ -362,12 +382,16 @@ static int authenticate(struct api_req *req, struct api_res *res,
     if (req->token.parent_code_id[0] != '\0') {
         rc = ST_CALL(st, token_confirm, req->token.id,
                      req->token.parent_code_id);
-        if (rc == 0)
+        if (rc == 0) {
             cp_info("auth: initial admin code confirmed by a login and "
                     "retired");
+            req->token.parent_code_id[0] = '\0';
+        }
     }
-    if (req->token.last_used_at < now - 60000)
-        ST_CALL(st, token_touch, req->token.id, now);
+    if (req->token.last_used_at < now - 60000 &&
+        ST_CALL(st, token_touch, req->token.id, now) == 0)
+        req->token.last_used_at = now;
+    authcache_put(cache, hash, mono, &req->token, &req->user);
     return 0;
 }
 

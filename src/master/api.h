@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../common/util.h"
 #include "master.h"
 #include "store.h"
 
@@ -109,6 +110,11 @@ void api_field_error(struct api_res *res, const char *field,
 bool api_failed(const struct api_res *res);
 /* Answers status with body (takes ownership of body). */
 void api_json(struct api_res *res, int status, json_t *body);
+/* Answers status with JSON text already rendered into b (takes its
+ * data). */
+void api_raw_json(struct api_res *res, int status, struct cp_buf *b);
+/* The most a rendered response may hold. */
+#define API_MAX_RESPONSE (64u * 1024 * 1024)
 /* Maps a store error to a response ("Not found", 409, 500...). */
 void api_store_error(struct api_res *res, int err);
 /* Value of query parameter name (decoded, new string) or NULL. */

@@ -6,6 +6,7 @@
 #include "../common/crypto.h"
 #include "../common/err.h"
 #include "../common/json.h"
+#include "../common/jw.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -32,38 +33,59 @@ static char *grid_token(const struct master *m, const struct store_grid *g)
     return plain;
 }
 
-/* Grid JSON of spec 3.2. */
-static json_t *grid_json(const struct master *m, const struct store_grid *g)
+/* Writes the grid JSON of spec 3.2. Rendered with the streaming writer:
+ * the grid list is the hottest read of the API. */
+static void grid_write(struct jw *w, const struct master *m,
+                       const struct store_grid *g)
 {
     json_t *s = g->settings;
-    json_t *j = json_object();
-    json_object_set_new(j, "id", json_string(g->name));
-    json_object_set_new(j, "name", json_string(g->name));
+    jw_obj_open(w);
+    jw_key(w, "id");
+    jw_str(w, g->name);
+    jw_key(w, "name");
+    jw_str(w, g->name);
+    jw_key(w, "token");
     char *token = grid_token(m, g);
-    cp_json_set_str(j, "token", token);
+    jw_str(w, token);
     cp_free(token);
-    json_object_set_new(j, "initial_size", json_integer(g->initial_size));
-    json_t *stats = json_object_get(s, "stats");
-    json_object_set_new(j, "stats",
-                        stats ? json_deep_copy(stats)
-                              : json_pack("{s:n}", "statsd"));
-    json_t *aff = json_object_get(s, "default_affinity");
-    json_object_set_new(j, "default_affinity",
-                        aff ? json_deep_copy(aff) : json_array());
-    json_t *ts = json_object_get(s, "trusted_subnets");
-    json_object_set_new(j, "trusted_subnets",
-                        ts ? json_deep_copy(ts) : json_array());
-    json_object_set_new(j, "node_count", json_integer(g->node_count));
-    json_object_set_new(j, "service_count", json_integer(g->service_count));
-    json_object_set_new(j, "container_count",
-                        json_integer(g->container_count));
-    json_object_set_new(j, "user_count", json_integer(g->user_count));
-    json_object_set_new(j, "subnet", json_string(g->subnet));
-    json_object_set_new(j, "supernet", json_string(g->supernet));
+    jw_key(w, "initial_size");
+    jw_int(w, g->initial_size);
+    jw_key(w, "stats");
+    jw_json(w, json_object_get(s, "stats"), "{\"statsd\":null}");
+    jw_key(w, "default_affinity");
+    jw_json(w, json_object_get(s, "default_affinity"), "[]");
+    jw_key(w, "trusted_subnets");
+    jw_json(w, json_object_get(s, "trusted_subnets"), "[]");
+    jw_key(w, "node_count");
+    jw_int(w, g->node_count);
+    jw_key(w, "service_count");
+    jw_int(w, g->service_count);
+    jw_key(w, "container_count");
+    jw_int(w, g->container_count);
+    jw_key(w, "user_count");
+    jw_int(w, g->user_count);
+    jw_key(w, "subnet");
+    jw_str(w, g->subnet);
+    jw_key(w, "supernet");
+    jw_str(w, g->supernet);
     json_t *logs = json_object_get(s, "logs");
-    if (logs != NULL)
-        json_object_set_new(j, "logs", json_deep_copy(logs));
-    return j;
+    if (logs != NULL) {
+        jw_key(w, "logs");
+        jw_json(w, logs, "null");
+    }
+    jw_obj_close(w);
+}
+
+/* Answers status with one grid's JSON. */
+static void answer_grid(struct api_req *req, struct api_res *res, int status,
+                        const struct store_grid *g)
+{
+    struct cp_buf b;
+    struct jw w;
+    cp_buf_init(&b, API_MAX_RESPONSE);
+    jw_init(&w, &b);
+    grid_write(&w, req->m, g);
+    api_raw_json(res, status, &b);
 }
 
 void api_grids_list(struct api_req *req, struct api_res *res)
@@ -75,11 +97,19 @@ void api_grids_list(struct api_req *req, struct api_res *res)
         api_store_error(res, rc);
         return;
     }
-    json_t *arr = json_array();
+    struct cp_buf b;
+    struct jw w;
+    cp_buf_init(&b, API_MAX_RESPONSE);
+    jw_init(&w, &b);
+    jw_obj_open(&w);
+    jw_key(&w, "grids");
+    jw_arr_open(&w);
     for (size_t i = 0; i < l.len; i++)
-        json_array_append_new(arr, grid_json(req->m, &l.items[i]));
+        grid_write(&w, req->m, &l.items[i]);
+    jw_arr_close(&w);
+    jw_obj_close(&w);
     store_grid_list_release(&l);
-    api_json(res, 200, json_pack("{s:o}", "grids", arr));
+    api_raw_json(res, 200, &b);
 }
 
 /* A string field that may be absent or null; anything else is a 422. */
@@ -184,7 +214,7 @@ void api_grids_create(struct api_req *req, struct api_res *res)
         api_store_error(res, rc);
         goto out;
     }
-    api_json(res, 201, grid_json(req->m, &g));
+    answer_grid(req, res, 201, &g);
 out:
     json_decref(settings);
     store_grid_release(&g);
@@ -192,7 +222,7 @@ out:
 
 void api_grid_show(struct api_req *req, struct api_res *res)
 {
-    api_json(res, 200, grid_json(req->m, &req->grid));
+    answer_grid(req, res, 200, &req->grid);
 }
 
 void api_grid_update(struct api_req *req, struct api_res *res)
@@ -214,7 +244,7 @@ void api_grid_update(struct api_req *req, struct api_res *res)
         api_store_error(res, rc);
         return;
     }
-    api_json(res, 200, grid_json(req->m, &req->grid));
+    answer_grid(req, res, 200, &req->grid);
 }
 
 void api_grid_delete(struct api_req *req, struct api_res *res)

@@ -4,6 +4,7 @@
  * SHA-256 hashes (tokens are 256 random bits, so a fast hash is enough).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "api.h"
+#include "authcache.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -266,6 +267,7 @@ static void grant_refresh(struct api_req *req, struct api_res *res)
     char hash[65];
     cp_sha256_hex(rt, strlen(rt), hash);
     int rc = ST_CALL(st, refresh_take, hash, &old);
+    authcache_clear(req->m->auth_cache);
     if (rc == CP_ENOTFOUND) {
         api_json(res, 404,
                  json_pack("{s:s,s:s}", "error", "invalid_request",
@@ -545,6 +547,7 @@ void api_token_delete(struct api_req *req, struct api_res *res)
         return;
     int rc = ST_CALL(req->m->store, token_delete, t.id);
     store_token_release(&t);
+    authcache_clear(req->m->auth_cache);
     if (rc != 0) {
         api_store_error(res, rc);
         return;

@@ -35,7 +35,8 @@ const char master_config_usage[] =
     "  --rate-limit-loopback KONTENA_RATE_LIMIT_LOOPBACK=1 (or DEBUG_RA)\n"
     "  --max-body BYTES     KONTENA_MAX_BODY     request body limit (1 MiB)\n"
     "  --max-header BYTES   KONTENA_MAX_HEADER   header block limit (16 KiB)\n"
-    "  --threads N          KONTENA_THREADS      store worker threads (4)\n";
+    "  --threads N          KONTENA_THREADS      store worker threads (4)\n"
+    "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -76,6 +77,8 @@ static const struct setting settings[] = {
     {"KONTENA_MAX_HEADER", "--max-header", K_SIZE, OFF(max_header), 1024,
      256 * 1024},
     {"KONTENA_THREADS", "--threads", K_INT, OFF(threads), 1, 128},
+    {"KONTENA_AUTH_CACHE_MS", "--auth-cache-ms", K_INT, OFF(auth_cache_ms),
+     0, 60000},
 };
 
 /* Store selectors are not plain settings: they pick a backend. */
@@ -165,6 +168,7 @@ static void set_defaults(struct master_config *c)
     c->max_body = 1024 * 1024;
     c->max_header = 16 * 1024;
     c->threads = 4;
+    c->auth_cache_ms = 1000;
 }
 
 int master_config_parse(struct master_config *c, char *const *envp,

@@ -39,6 +39,7 @@ struct master_config {
     size_t max_body;             /* KONTENA_MAX_BODY bytes */
     size_t max_header;           /* KONTENA_MAX_HEADER bytes */
     int threads;                 /* KONTENA_THREADS: store worker threads */
+    int auth_cache_ms;           /* KONTENA_AUTH_CACHE_MS, 0 = off */
 };
 
 /* Fills c from envp (NULL-terminated "K=V" strings) and argv. Returns 0,

@@ -3,6 +3,7 @@
  * code.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "master.h"
+#include "authcache.h"
 #include "ratelimit.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
@@ -201,6 +202,7 @@ int master_init(struct master *m)
     m->login_limit = ratelimit_new(m->cfg.login_rate_limit,
                                    (int64_t)m->cfg.login_rate_window * 1000,
                                    4096);
+    m->auth_cache = authcache_new(m->cfg.auth_cache_ms, 1024);
     return 0;
 }
 
@@ -230,6 +232,7 @@ void master_release(struct master *m)
 {
     store_close(m->store);
     ratelimit_free(m->login_limit);
+    authcache_free(m->auth_cache);
     cp_free(m->server_uuid);
     cp_free(m->server_name);
     cp_free(m->root_url);

@@ -13,6 +13,7 @@
 #include "store.h"
 
 struct ratelimit;
+struct authcache;
 
 /* The master process. Created once in main(); read-only after start-up
  * except where a field says who mutates it. Handlers running on worker
@@ -30,6 +31,7 @@ struct master {
     bool vault_configured;
     int64_t started_at;
     struct ratelimit *login_limit; /* loop thread only */
+    struct authcache *auth_cache;  /* thread-safe */
 };
 
 /* Opens the store, seeds config, creates the initial admin on first boot

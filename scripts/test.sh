@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and integration tests on a -Werror build, then
+# the same suite on an AddressSanitizer + UBSan build. Installs the Debian
+# packages the tests need when they are missing. Ends with one summary line.
+#   SKIP_SANITIZE=1 scripts/test.sh   only the plain build
+# SPDX-License-Identifier: Apache-2.0
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test || exit 1
+
+passed=0
+failed=0
+run_suite() { # name build-dir cmake-args...
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name build ($dir)"
+  if ! cmake -S . -B "$dir" -G Ninja -DWERROR=ON "$@" >/dev/null ||
+    ! ninja -C "$dir"; then
+    echo "== $name build FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  local log="$dir/ctest.log"
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 2>&1 | tee "$log"
+  local p f
+  p=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$log" || true)
+  f=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Timeout|Not Run)' "$log" || true)
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+    echo "== $name: no test ran"
+    failed=$((failed + 1))
+  fi
+}
+
+run_suite plain build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite sanitize build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
