@@ -30,6 +30,7 @@ const char master_config_usage[] =
     "  --rack-env ENV       RACK_ENV             accepted, logged\n"
     "  --websocket-timeout S WEBSOCKET_TIMEOUT   agent pong timeout (5)\n"
     "  --clock-skew S       KONTENA_CLOCK_SKEW   agent clock skew (1)\n"
+    "  --ping-interval S    KONTENA_PING_INTERVAL agent ping interval (30)\n"
     "  --login-rate-limit N KONTENA_LOGIN_RATE_LIMIT  per window (60)\n"
     "  --login-rate-window S KONTENA_LOGIN_RATE_WINDOW seconds (60)\n"
     "  --rate-limit-loopback KONTENA_RATE_LIMIT_LOOPBACK=1 (or DEBUG_RA)\n"
@@ -65,6 +66,8 @@ static const struct setting settings[] = {
     {"WEBSOCKET_TIMEOUT", "--websocket-timeout", K_INT,
      OFF(websocket_timeout), 1, 3600},
     {"KONTENA_CLOCK_SKEW", "--clock-skew", K_INT, OFF(clock_skew), 0, 3600},
+    {"KONTENA_PING_INTERVAL", "--ping-interval", K_INT, OFF(ping_interval), 1,
+     3600},
     {"KONTENA_LOGIN_RATE_LIMIT", "--login-rate-limit", K_INT,
      OFF(login_rate_limit), 1, 1000000},
     {"KONTENA_LOGIN_RATE_WINDOW", "--login-rate-window", K_INT,
@@ -163,6 +166,7 @@ static void set_defaults(struct master_config *c)
     c->log_level = CP_LOG_INFO;
     c->websocket_timeout = 5;
     c->clock_skew = 1;
+    c->ping_interval = 30;
     c->login_rate_limit = 60;
     c->login_rate_window = 60;
     c->max_body = 1024 * 1024;

@@ -33,6 +33,7 @@ struct master_config {
     unsigned trace;              /* KONTENA_TRACE / --trace */
     int websocket_timeout;       /* WEBSOCKET_TIMEOUT, seconds */
     int clock_skew;              /* KONTENA_CLOCK_SKEW, seconds */
+    int ping_interval;           /* KONTENA_PING_INTERVAL, seconds */
     int login_rate_limit;        /* KONTENA_LOGIN_RATE_LIMIT per window */
     int login_rate_window;       /* KONTENA_LOGIN_RATE_WINDOW, seconds */
     bool rate_limit_loopback;    /* DEBUG_RA / KONTENA_RATE_LIMIT_LOOPBACK */

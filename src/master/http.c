@@ -7,6 +7,7 @@
  * pool, our dispose hook clears job->req, and the finished job is dropped.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "http.h"
+#include "agents.h"
 #include "api.h"
 #include "ratelimit.h"
 #include "../common/alloc.h"
@@ -17,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <h2o.h>
+#include <h2o/websocket.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -254,6 +256,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                    peer);
         goto done;
     }
+    /* Agents upgrade to a WebSocket on "/" (spec 4.1). */
+    const char *ws_key = NULL;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len,
+                  H2O_STRLIT("/")) &&
+        h2o_is_websocket_handshake(req, &ws_key) == 0 && ws_key != NULL) {
+        if (m->agents == NULL) {
+            send_error(req, 503, "master is shutting down", started, peer);
+            goto done;
+        }
+        cp_info("http: agent WebSocket upgrade from %s", peer);
+        agents_upgrade(m->agents, req, ws_key);
+        goto done;
+    }
     enum api_method method = parse_method(req->method);
     char *params[API_MAX_PARAMS] = {0};
     char *path = dup_iov(req->path_normalized);
@@ -388,10 +403,12 @@ fail:
 static void on_drain_tick(uv_timer_t *t)
 {
     struct http_server *s = t->data;
-    if (s->inflight > 0 && cp_mono_ms() < s->drain_deadline)
+    bool busy = s->inflight > 0 || s->m->jobs > 0;
+    if (busy && cp_mono_ms() < s->drain_deadline)
         return;
-    if (s->inflight > 0)
-        cp_warn("http: %d calls still running at shutdown", s->inflight);
+    if (busy)
+        cp_warn("http: %d calls and %d jobs still running at shutdown",
+                s->inflight, s->m->jobs);
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     s->drained(s->drained_ctx);

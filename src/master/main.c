@@ -1,11 +1,13 @@
 /* kontena-master: parse the configuration, start the store and the HTTP
  * server on one libuv loop, run until SIGTERM/SIGINT, then drain.
  * SPDX-License-Identifier: Apache-2.0 */
+#include "agents.h"
 #include "config.h"
 #include "http.h"
 #include "master.h"
 #include "../common/alloc.h"
 #include "../common/log.h"
+#include "../common/proto.h"
 #include "../common/version.h"
 
 #include <signal.h>
@@ -41,6 +43,8 @@ static void on_signal(uv_signal_t *h, int signum)
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_signal_stop(&rt->sigterm);
     uv_signal_stop(&rt->sigint);
+    agents_close_all(rt->m->agents, PROTO_CLOSE_GOING_AWAY,
+                     "master is shutting down");
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -95,6 +99,14 @@ int main(int argc, char **argv)
         master_release(&m);
         return 1;
     }
+    struct agents_config ac = {
+        .ping_interval_ms = m.cfg.ping_interval * 1000,
+        .pong_timeout_ms = m.cfg.websocket_timeout * 1000,
+        .clock_skew_ms = m.cfg.clock_skew * 1000,
+        .seen_flush_ms = 5000,
+        .stats_keep = 60,
+    };
+    m.agents = agents_new(&m, &ac);
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {
@@ -109,6 +121,8 @@ int main(int argc, char **argv)
     cp_info("master: ready");
     uv_run(&loop, UV_RUN_DEFAULT);
     http_free(rt.http);
+    agents_free(m.agents);
+    m.agents = NULL;
     master_release(&m);
     return 0;
 }

@@ -166,10 +166,47 @@ static int mint_code(struct master *m, const struct store_user *admin)
     return rc;
 }
 
+struct queued {
+    uv_work_t work;
+    struct master *m;
+    master_work_fn *fn;
+    master_work_fn *done;
+    void *ctx;
+};
+
+static void queued_work(uv_work_t *w)
+{
+    struct queued *q = w->data;
+    q->fn(q->ctx);
+}
+
+static void queued_done(uv_work_t *w, int status)
+{
+    struct queued *q = w->data;
+    CP_UNUSED(status);
+    q->m->jobs--;
+    q->done(q->ctx);
+    cp_free(q);
+}
+
+void master_queue(struct master *m, master_work_fn *work,
+                  master_work_fn *done, void *ctx)
+{
+    struct queued *q = cp_calloc(1, sizeof(*q));
+    q->work.data = q;
+    q->m = m;
+    m->jobs++;
+    q->fn = work;
+    q->done = done;
+    q->ctx = ctx;
+    uv_queue_work(m->loop, &q->work, queued_work, queued_done);
+}
+
 int master_init(struct master *m)
 {
     char err[256] = "";
     m->started_at = cp_now_ms();
+    cp_random_hex(m->master_id, 16);
     int rc = store_open(m->cfg.store_url, &m->store, err, sizeof(err));
     if (rc != 0) {
         cp_error("master: cannot open the store: %s", err);

@@ -14,6 +14,7 @@
 
 struct ratelimit;
 struct authcache;
+struct agents;
 
 /* The master process. Created once in main(); read-only after start-up
  * except where a field says who mutates it. Handlers running on worker
@@ -32,7 +33,16 @@ struct master {
     int64_t started_at;
     struct ratelimit *login_limit; /* loop thread only */
     struct authcache *auth_cache;  /* thread-safe */
+    char master_id[33]; /* this process, for node connection ownership */
+    struct agents *agents; /* agent sessions; loop thread only */
+    int jobs;              /* master_queue jobs in flight; loop thread */
 };
+
+/* Runs work(ctx) on a worker thread, then done(ctx) on the loop thread.
+ * work may block on the store; done may touch loop state. */
+typedef void master_work_fn(void *ctx);
+void master_queue(struct master *m, master_work_fn *work,
+                  master_work_fn *done, void *ctx);
 
 /* Opens the store, seeds config, creates the initial admin on first boot
  * and prints its code. Returns 0 or a CP_E* code after logging why. */

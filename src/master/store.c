@@ -106,3 +106,28 @@ void store_token_list_release(struct store_token_list *l)
     l->items = NULL;
     l->len = 0;
 }
+
+void store_node_release(struct store_node *n)
+{
+    cp_free(n->node_id);
+    cp_free(n->name);
+    cp_free(n->token_hash);
+    cp_free(n->token_sealed);
+    json_decref(n->labels);
+    json_decref(n->info);
+    json_decref(n->stats);
+    cp_free(n->availability);
+    cp_free(n->agent_version);
+    cp_free(n->conn_master);
+    cp_free(n->close_reason);
+    memset(n, 0, sizeof(*n));
+}
+
+void store_node_list_release(struct store_node_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_node_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}

@@ -116,6 +116,60 @@ struct store_token_list {
     size_t len;
 };
 
+/* A node (spec 3.2 "Node JSON", 4.2, 4.6). Rows are made by an agent's
+ * first connection with the grid token, or ahead of time with a node
+ * token (then node_id is NULL until the agent binds it).
+ *
+ * Connection state: conn_gen counts connections. Plugging a connection
+ * bumps it; everything a socket later writes about the connection
+ * (last seen, unplug) is conditional on conn_gen still being its own, so
+ * an old socket that closes late can never mark a reconnected node
+ * offline (issues #1948, #2183), and a socket whose generation is gone
+ * knows it was superseded (close 4041).
+ *
+ * labels is an array of strings; info holds the facts from /nodes/update
+ * (os, kernel_version, driver, mem_total, cpus, public_ip, ...); stats the
+ * latest /nodes/stats. */
+struct store_node {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char *node_id; /* agent's engine id; NULL for an unbound node */
+    char *name;
+    int node_number;
+    char *token_hash;   /* node token: hash for lookup, NULL when none */
+    char *token_sealed; /* and sealed for showing to grid admins */
+    json_t *labels;
+    json_t *info;
+    json_t *stats;
+    char *availability; /* "active" or "drain" */
+    char *agent_version;
+    bool connected;
+    bool updated; /* /nodes/update received on this connection */
+    int64_t conn_gen;
+    char *conn_master; /* id of the master holding the socket */
+    int64_t connected_at;
+    int64_t disconnected_at;
+    int64_t last_seen_at;
+    int close_code;
+    char *close_reason;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+struct store_node_list {
+    struct store_node *items;
+    size_t len;
+};
+
+/* One entry of a batched last-seen write; ok tells whether the write
+ * found the node still on that generation. */
+struct store_node_seen {
+    const char *id;
+    int64_t conn_gen;
+    int64_t at;
+    bool ok;
+};
+
 struct store;
 
 /* A change-feed message: channel and payload (JSON text), both borrowed
@@ -193,6 +247,8 @@ struct store_ops {
                     struct store_grid *out);
     int (*grid_get_by_token_hash)(struct store *st, const char *hash,
                                   struct store_grid *out);
+    int (*grid_get_by_id)(struct store *st, const char *id,
+                          struct store_grid *out);
     /* All grids (member_of NULL) or those member_of belongs to, by name,
      * with counts, in a fixed number of queries. */
     int (*grid_list)(struct store *st, const char *member_of,
@@ -210,6 +266,63 @@ struct store_ops {
                       struct store_user_list *out);
     int (*grid_is_member)(struct store *st, const char *grid_id,
                           const char *user_id, bool *out);
+
+    /* ==== Nodes ==== */
+    /* By row id. */
+    int (*node_get)(struct store *st, const char *id, struct store_node *out);
+    /* In grid_id by name, or by agent node id when key contains ':'. */
+    int (*node_find)(struct store *st, const char *grid_id, const char *key,
+                     struct store_node *out);
+    int (*node_get_by_node_id)(struct store *st, const char *node_id,
+                               struct store_node *out);
+    int (*node_get_by_token_hash)(struct store *st, const char *hash,
+                                  struct store_node *out);
+    /* Nodes of a grid ordered by name. */
+    int (*node_list)(struct store *st, const char *grid_id,
+                     struct store_node_list *out);
+    /* Creates n (grid_id, name, labels, token, node_id may be set) with the
+     * lowest free node_number in 1..254. With rename_on_clash a taken name
+     * becomes "name-<number>"; otherwise CP_ECONFLICT with *field "name".
+     * CP_ECONFLICT with *field "node_id" or "token" on those clashes,
+     * CP_EAGAIN when all 254 numbers are used. Fills out. */
+    int (*node_create)(struct store *st, const struct store_node *n,
+                       bool rename_on_clash, struct store_node *out,
+                       const char **field);
+    /* Binds an unbound (node-token) row to node_id; CP_ECONFLICT when
+     * another agent bound it first. */
+    int (*node_bind)(struct store *st, const char *id, const char *node_id);
+    /* Writes labels, availability and updated_at of n->id. */
+    int (*node_update)(struct store *st, const struct store_node *n);
+    /* Sets or clears (hash NULL) the node token; CP_ECONFLICT when
+     * another node has it. */
+    int (*node_set_token)(struct store *st, const char *id, const char *hash,
+                          const char *sealed);
+    /* Removes the node row (its stats go with it). */
+    int (*node_delete)(struct store *st, const char *id);
+    /* Plugs a new connection: bumps conn_gen, marks connected, not yet
+     * updated, records connected_at, last_seen_at and the master. Returns
+     * the new generation in *gen. */
+    int (*node_plug)(struct store *st, const char *id, const char *master,
+                     int64_t connected_at, int64_t now, int64_t *gen);
+    /* Unplugs when gen is still current (CP_ECONFLICT otherwise). */
+    int (*node_unplug)(struct store *st, const char *id, int64_t gen,
+                       int64_t now, int close_code, const char *reason);
+    /* Records facts from /nodes/update when gen is current: info, agent
+     * version, labels only when the node has none; sets updated. */
+    int (*node_set_info)(struct store *st, const char *id, int64_t gen,
+                         const json_t *info, const char *agent_version,
+                         const json_t *labels);
+    /* Keeps the latest stats on the node and appends to a bounded
+     * history (keep per node). */
+    int (*node_add_stats)(struct store *st, const char *id,
+                          const json_t *stats, int64_t at, int keep);
+    /* Writes last_seen_at for many nodes in one transaction; each entry's
+     * ok says whether its generation was still current. */
+    int (*nodes_seen)(struct store *st, struct store_node_seen *v, size_t n);
+    /* Marks offline the connected nodes not seen since before, except
+     * those held by master except_master (may be NULL); *marked counts. */
+    int (*nodes_sweep)(struct store *st, int64_t before, int64_t now,
+                       const char *except_master, int *marked);
 
     /* ==== HA primitives ==== */
     /* Versioned keys for compare-and-set. kv_get: CP_ENOTFOUND when
@@ -259,6 +372,8 @@ void store_grid_release(struct store_grid *g);
 void store_grid_list_release(struct store_grid_list *l);
 void store_user_list_release(struct store_user_list *l);
 void store_token_list_release(struct store_token_list *l);
+void store_node_release(struct store_node *n);
+void store_node_list_release(struct store_node_list *l);
 
 /* Every backend's struct store begins with this header. */
 struct store {

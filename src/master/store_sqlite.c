@@ -23,7 +23,7 @@
  * returned as CP_EIO; unique/primary-key violations become CP_ECONFLICT
  * and foreign-key violations CP_ENOTFOUND (the referenced row is missing).
  * SPDX-License-Identifier: Apache-2.0 */
-#include "store.h"
+#include "store_sqlite_int.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -38,42 +38,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_MAX_SUBSCRIBERS 64
-#define SQ_TOUCH_INTERVAL_MS 60000
-
-/* ==== Types ==== */
-
-struct cached_stmt {
-    const char *sql; /* identity: the address of a static string */
-    sqlite3_stmt *stmt;
-};
-
-struct conn {
-    sqlite3 *db;
-    struct cached_stmt *cache;
-    size_t ncache;
-    size_t cap;
-    struct conn *next; /* in the free pool */
-};
-
-struct subscriber {
-    int id; /* 0 = free slot */
-    store_feed_cb *cb;
-    void *ctx;
-};
-
-struct sq_store {
-    struct store base; /* must be first */
-    char *db_path;
-    pthread_mutex_t pool_mu;
-    struct conn *pool;
-    pthread_mutex_t feed_mu;
-    struct subscriber subs[SQ_MAX_SUBSCRIBERS];
-    int next_sub_id;
-};
-
-static struct sq_store *sq(struct store *st)
+struct sq_store *sq(struct store *st)
 {
     return (struct sq_store *)st;
 }
@@ -138,13 +103,37 @@ static const struct migration migrations[] = {
      " name TEXT NOT NULL, created_at INTEGER NOT NULL);"
      "CREATE INDEX grid_services_grid_id ON grid_services(grid_id);"
      "CREATE INDEX grid_services_stack_id ON grid_services(stack_id);"},
+    {2,
+     /* Nodes proper (issue 3). Nothing wrote the placeholder table. */
+     "DROP TABLE host_nodes;"
+     "CREATE TABLE host_nodes(id TEXT PRIMARY KEY,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " node_id TEXT UNIQUE, name TEXT NOT NULL,"
+     " node_number INTEGER NOT NULL,"
+     " token_hash TEXT UNIQUE, token_sealed TEXT,"
+     " labels TEXT NOT NULL DEFAULT '[]', info TEXT NOT NULL DEFAULT '{}',"
+     " stats TEXT, availability TEXT NOT NULL DEFAULT 'active',"
+     " agent_version TEXT, connected INTEGER NOT NULL DEFAULT 0,"
+     " updated INTEGER NOT NULL DEFAULT 0,"
+     " conn_gen INTEGER NOT NULL DEFAULT 0, conn_master TEXT,"
+     " connected_at INTEGER NOT NULL DEFAULT 0,"
+     " disconnected_at INTEGER NOT NULL DEFAULT 0,"
+     " last_seen_at INTEGER NOT NULL DEFAULT 0,"
+     " close_code INTEGER NOT NULL DEFAULT 0, close_reason TEXT,"
+     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " UNIQUE(grid_id, name), UNIQUE(grid_id, node_number));"
+     "CREATE INDEX host_nodes_grid_id ON host_nodes(grid_id);"
+     "CREATE TABLE host_node_stats(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " node_id TEXT NOT NULL REFERENCES host_nodes(id) ON DELETE CASCADE,"
+     " stats TEXT NOT NULL, created_at INTEGER NOT NULL);"
+     "CREATE INDEX host_node_stats_node ON host_node_stats(node_id, id);"},
 };
 
 /* ==== Errors, statements, transactions ==== */
 
 /* Maps the connection's last error to a CP_E* code, logging real
  * failures once. */
-static int sq_fail(struct conn *c, const char *what)
+int sqlx_fail(struct conn *c, const char *what)
 {
     int ext = sqlite3_extended_errcode(c->db);
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -157,7 +146,7 @@ static int sq_fail(struct conn *c, const char *what)
 
 /* Returns the connection's cached statement for sql, preparing it on
  * first use; NULL (logged) on failure. */
-static sqlite3_stmt *prep(struct conn *c, const char *sql)
+sqlite3_stmt *sqlx_prep(struct conn *c, const char *sql)
 {
     for (size_t i = 0; i < c->ncache; i++)
         if (c->cache[i].sql == sql)
@@ -179,7 +168,7 @@ static sqlite3_stmt *prep(struct conn *c, const char *sql)
 }
 
 /* Makes a cached statement ready for its next use. NULL is fine. */
-static void done(sqlite3_stmt *q)
+void sqlx_done(sqlite3_stmt *q)
 {
     if (q == NULL)
         return;
@@ -188,25 +177,25 @@ static void done(sqlite3_stmt *q)
 }
 
 /* Steps q: 1 for a row, 0 when done, or a CP_E* code. */
-static int step(struct conn *c, sqlite3_stmt *q, const char *what)
+int sqlx_step(struct conn *c, sqlite3_stmt *q, const char *what)
 {
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    return sq_fail(c, what);
+    return sqlx_fail(c, what);
 }
 
 /* Steps a statement that returns no rows, then resets it. */
-static int run(struct conn *c, sqlite3_stmt *q, const char *what)
+int sqlx_run(struct conn *c, sqlite3_stmt *q, const char *what)
 {
-    int rc = step(c, q, what);
-    done(q);
+    int rc = sqlx_step(c, q, what);
+    sqlx_done(q);
     return rc > 0 ? 0 : rc;
 }
 
-static void bind_str(sqlite3_stmt *q, int i, const char *s)
+void sqlx_bind_str(sqlite3_stmt *q, int i, const char *s)
 {
     if (s == NULL)
         sqlite3_bind_null(q, i);
@@ -214,14 +203,14 @@ static void bind_str(sqlite3_stmt *q, int i, const char *s)
         sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
 }
 
-static char *col_str(sqlite3_stmt *q, int i)
+char *sqlx_col_str(sqlite3_stmt *q, int i)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
     return t != NULL ? cp_strdup((const char *)t) : NULL;
 }
 
 /* Copies column i into a fixed buffer, truncating. */
-static void col_fixed(sqlite3_stmt *q, int i, char *out, size_t size)
+void sqlx_col_fixed(sqlite3_stmt *q, int i, char *out, size_t size)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
     size_t n = t != NULL ? (size_t)sqlite3_column_bytes(q, i) : 0;
@@ -232,24 +221,24 @@ static void col_fixed(sqlite3_stmt *q, int i, char *out, size_t size)
     out[n] = '\0';
 }
 
-static int exec(struct conn *c, const char *sql, const char *what)
+int sqlx_exec(struct conn *c, const char *sql, const char *what)
 {
     if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return sq_fail(c, what);
+        return sqlx_fail(c, what);
     return 0;
 }
 
-static int tx_begin(struct conn *c)
+int sqlx_tx_begin(struct conn *c)
 {
-    return exec(c, "BEGIN IMMEDIATE", "begin");
+    return sqlx_exec(c, "BEGIN IMMEDIATE", "begin");
 }
 
-static int tx_commit(struct conn *c)
+int sqlx_tx_commit(struct conn *c)
 {
-    return exec(c, "COMMIT", "commit");
+    return sqlx_exec(c, "COMMIT", "commit");
 }
 
-static void tx_rollback(struct conn *c)
+void sqlx_tx_rollback(struct conn *c)
 {
     if (!sqlite3_get_autocommit(c->db))
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -288,12 +277,12 @@ static struct conn *conn_open(const char *path)
             SQLITE_OK)
             break;
         if ((sqlite3_errcode(c->db) & 0xff) != SQLITE_BUSY || tries >= 100) {
-            sq_fail(c, "journal_mode=WAL");
+            sqlx_fail(c, "journal_mode=WAL");
             goto fail;
         }
         nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
     }
-    if (exec(c, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "pragmas") !=
+    if (sqlx_exec(c, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "pragmas") !=
         0)
         goto fail;
     return c;
@@ -303,7 +292,7 @@ fail:
 }
 
 /* Takes a connection for the calling thread's exclusive use. */
-static struct conn *conn_get(struct sq_store *s)
+struct conn *sqlx_conn_get(struct sq_store *s)
 {
     pthread_mutex_lock(&s->pool_mu);
     struct conn *c = s->pool;
@@ -317,9 +306,9 @@ static struct conn *conn_get(struct sq_store *s)
 
 /* Returns c to the pool. A connection left inside a transaction (which
  * our code never does) is rolled back first. */
-static void conn_put(struct sq_store *s, struct conn *c)
+void sqlx_conn_put(struct sq_store *s, struct conn *c)
 {
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     pthread_mutex_lock(&s->pool_mu);
     c->next = s->pool;
     s->pool = c;
@@ -327,10 +316,6 @@ static void conn_put(struct sq_store *s, struct conn *c)
 }
 
 /* Opens one pooled connection for an operation, or returns CP_EIO. */
-#define CONN_OR_EIO(s, c)                                                      \
-    struct conn *c = conn_get(s);                                              \
-    if (c == NULL)                                                             \
-    return CP_EIO
 
 /* ==== Open, close, migrate ==== */
 
@@ -358,34 +343,34 @@ static int mkdir_p(const char *path)
 
 static int migrate_one(struct conn *c, const struct migration *m)
 {
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         return rc;
-    rc = exec(c,
+    rc = sqlx_exec(c,
               "CREATE TABLE IF NOT EXISTS schema_migrations("
               "version INTEGER PRIMARY KEY, applied_at INTEGER)",
               "create schema_migrations");
     if (rc != 0)
         goto fail;
     sqlite3_stmt *q =
-        prep(c, "SELECT 1 FROM schema_migrations WHERE version=?");
+        sqlx_prep(c, "SELECT 1 FROM schema_migrations WHERE version=?");
     if (q == NULL) {
         rc = CP_EIO;
         goto fail;
     }
     sqlite3_bind_int(q, 1, m->version);
-    rc = step(c, q, "read schema_migrations");
-    done(q);
+    rc = sqlx_step(c, q, "read schema_migrations");
+    sqlx_done(q);
     if (rc < 0)
         goto fail;
     if (rc == 1) { /* someone else applied it */
-        tx_rollback(c);
+        sqlx_tx_rollback(c);
         return 0;
     }
-    rc = exec(c, m->sql, "migration");
+    rc = sqlx_exec(c, m->sql, "migration");
     if (rc != 0)
         goto fail;
-    q = prep(c, "INSERT INTO schema_migrations(version, applied_at) "
+    q = sqlx_prep(c, "INSERT INTO schema_migrations(version, applied_at) "
                 "VALUES(?, ?)");
     if (q == NULL) {
         rc = CP_EIO;
@@ -393,16 +378,16 @@ static int migrate_one(struct conn *c, const struct migration *m)
     }
     sqlite3_bind_int(q, 1, m->version);
     sqlite3_bind_int64(q, 2, cp_now_ms());
-    rc = run(c, q, "record migration");
+    rc = sqlx_run(c, q, "record migration");
     if (rc != 0)
         goto fail;
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     cp_info("store: applied schema migration %d", m->version);
     return 0;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     return rc;
 }
 
@@ -445,7 +430,7 @@ static int sq_open(const char *path, struct store **out, char *err,
             goto fail;
         }
     }
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     *out = &s->base;
     return 0;
 fail:
@@ -472,43 +457,39 @@ static void sq_close(struct store *st)
 
 /* Runs a write whose parameters are the n strings of args; *changes (may
  * be NULL) gets the number of rows it changed. */
-static int write_args(struct store *st, const char *sql,
+int sqlx_write_args(struct store *st, const char *sql,
                       const char *const *args, int n, int *changes)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    sqlite3_stmt *q = prep(c, sql);
+    sqlite3_stmt *q = sqlx_prep(c, sql);
     if (q == NULL)
         goto out;
     for (int i = 0; i < n; i++)
-        bind_str(q, i + 1, args[i]);
-    rc = run(c, q, "write");
+        sqlx_bind_str(q, i + 1, args[i]);
+    rc = sqlx_run(c, q, "write");
     if (rc == 0 && changes != NULL)
         *changes = sqlite3_changes(c->db);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
-#define ARGS(...)                                                              \
-    (const char *const[]){__VA_ARGS__},                                        \
-        (int)(sizeof((const char *const[]){__VA_ARGS__}) /                     \
-              sizeof(const char *))
 
 static int sq_ping(struct store *st)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    sqlite3_stmt *q = prep(c, "SELECT 1");
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT 1");
     if (q == NULL)
         goto out;
-    rc = step(c, q, "ping");
+    rc = sqlx_step(c, q, "ping");
     rc = rc == 1 ? 0 : (rc == 0 ? CP_EIO : rc);
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -518,19 +499,19 @@ static int sq_schema_version(struct store *st, int *out)
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     sqlite3_stmt *q =
-        prep(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+        sqlx_prep(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     if (q == NULL)
         goto out;
-    rc = step(c, q, "schema_version");
+    rc = sqlx_step(c, q, "schema_version");
     if (rc == 1) {
         *out = sqlite3_column_int(q, 0);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_EIO;
     }
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -542,26 +523,26 @@ static int sq_config_get(struct store *st, const char *key, char **out)
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     *out = NULL;
-    sqlite3_stmt *q = prep(c, "SELECT value FROM config WHERE key=?");
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT value FROM config WHERE key=?");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, key);
-    rc = step(c, q, "config_get");
+    sqlx_bind_str(q, 1, key);
+    rc = sqlx_step(c, q, "config_get");
     if (rc == 1) {
-        *out = col_str(q, 0);
+        *out = sqlx_col_str(q, 0);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_ENOTFOUND;
     }
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
 static int sq_config_set(struct store *st, const char *key, const char *value)
 {
-    return write_args(st,
+    return sqlx_write_args(st,
                       "INSERT INTO config(key, value) VALUES(?1, ?2) "
                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                       ARGS(key, value), NULL);
@@ -571,7 +552,7 @@ static int sq_config_set_if_absent(struct store *st, const char *key,
                                    const char *value, bool *written)
 {
     int changes = 0;
-    int rc = write_args(st,
+    int rc = sqlx_write_args(st,
                         "INSERT INTO config(key, value) VALUES(?1, ?2) "
                         "ON CONFLICT(key) DO NOTHING",
                         ARGS(key, value), &changes);
@@ -587,9 +568,9 @@ static int sq_config_set_if_absent(struct store *st, const char *key,
 static void read_user(sqlite3_stmt *q, struct store_user *u)
 {
     memset(u, 0, sizeof(*u));
-    col_fixed(q, 0, u->id, sizeof(u->id));
-    u->email = col_str(q, 1);
-    u->name = col_str(q, 2);
+    sqlx_col_fixed(q, 0, u->id, sizeof(u->id));
+    u->email = sqlx_col_str(q, 1);
+    u->name = sqlx_col_str(q, 2);
     u->roles = (unsigned)sqlite3_column_int64(q, 3);
     u->created_at = sqlite3_column_int64(q, 4);
     u->updated_at = sqlite3_column_int64(q, 5);
@@ -603,20 +584,20 @@ static int user_get_one(struct store *st, const char *sql, const char *arg,
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = prep(c, sql);
+    sqlite3_stmt *q = sqlx_prep(c, sql);
     if (q == NULL)
         goto out;
-    bind_str(q, 1, arg);
-    rc = step(c, q, "user_get");
+    sqlx_bind_str(q, 1, arg);
+    rc = sqlx_step(c, q, "user_get");
     if (rc == 1) {
         read_user(q, out);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_ENOTFOUND;
     }
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -630,23 +611,23 @@ static int user_list_q(struct store *st, const char *sql, const char *arg,
     size_t cap = 0;
     out->items = NULL;
     out->len = 0;
-    sqlite3_stmt *q = prep(c, sql);
+    sqlite3_stmt *q = sqlx_prep(c, sql);
     if (q == NULL)
         goto out;
     if (arg != NULL)
-        bind_str(q, 1, arg);
-    while ((rc = step(c, q, "user_list")) == 1) {
+        sqlx_bind_str(q, 1, arg);
+    while ((rc = sqlx_step(c, q, "user_list")) == 1) {
         if (out->len == cap) {
             cap = cap ? cap * 2 : 16;
             out->items = cp_realloc(out->items, cap * sizeof(*out->items));
         }
         read_user(q, &out->items[out->len++]);
     }
-    done(q);
+    sqlx_done(q);
     if (rc != 0)
         store_user_list_release(out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -657,21 +638,21 @@ static int sq_user_create(struct store *st, const struct store_user *u)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    sqlite3_stmt *q = prep(c, "INSERT INTO users(id, email, name, roles, "
+    sqlite3_stmt *q = sqlx_prep(c, "INSERT INTO users(id, email, name, roles, "
                               "created_at, updated_at) "
                               "VALUES(?, ?, ?, ?, ?, ?)");
     if (q == NULL)
         goto out;
     int64_t now = cp_now_ms();
-    bind_str(q, 1, u->id);
-    bind_str(q, 2, u->email);
-    bind_str(q, 3, u->name);
+    sqlx_bind_str(q, 1, u->id);
+    sqlx_bind_str(q, 2, u->email);
+    sqlx_bind_str(q, 3, u->name);
     sqlite3_bind_int64(q, 4, u->roles);
     sqlite3_bind_int64(q, 5, u->created_at ? u->created_at : now);
     sqlite3_bind_int64(q, 6, u->updated_at ? u->updated_at : now);
-    rc = run(c, q, "user_create");
+    rc = sqlx_run(c, q, "user_create");
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -700,17 +681,17 @@ static int sq_user_set_roles(struct store *st, const char *id, unsigned roles)
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     sqlite3_stmt *q =
-        prep(c, "UPDATE users SET roles=?, updated_at=? WHERE id=?");
+        sqlx_prep(c, "UPDATE users SET roles=?, updated_at=? WHERE id=?");
     if (q == NULL)
         goto out;
     sqlite3_bind_int64(q, 1, roles);
     sqlite3_bind_int64(q, 2, cp_now_ms());
-    bind_str(q, 3, id);
-    rc = run(c, q, "user_set_roles");
+    sqlx_bind_str(q, 3, id);
+    rc = sqlx_run(c, q, "user_set_roles");
     if (rc == 0 && sqlite3_changes(c->db) == 0)
         rc = CP_ENOTFOUND;
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -724,19 +705,19 @@ out:
 static void read_token(sqlite3_stmt *q, struct store_token *t)
 {
     memset(t, 0, sizeof(*t));
-    col_fixed(q, 0, t->id, sizeof(t->id));
-    col_fixed(q, 1, t->user_id, sizeof(t->user_id));
+    sqlx_col_fixed(q, 0, t->id, sizeof(t->id));
+    sqlx_col_fixed(q, 1, t->user_id, sizeof(t->user_id));
     t->kind = sqlite3_column_int(q, 2) == STORE_TOKEN_CODE ? STORE_TOKEN_CODE
                                                            : STORE_TOKEN_BEARER;
-    t->token_hash = col_str(q, 3);
-    t->refresh_hash = col_str(q, 4);
-    col_fixed(q, 5, t->token_last4, sizeof(t->token_last4));
-    col_fixed(q, 6, t->refresh_last4, sizeof(t->refresh_last4));
-    t->scopes = col_str(q, 7);
-    t->description = col_str(q, 8);
+    t->token_hash = sqlx_col_str(q, 3);
+    t->refresh_hash = sqlx_col_str(q, 4);
+    sqlx_col_fixed(q, 5, t->token_last4, sizeof(t->token_last4));
+    sqlx_col_fixed(q, 6, t->refresh_last4, sizeof(t->refresh_last4));
+    t->scopes = sqlx_col_str(q, 7);
+    t->description = sqlx_col_str(q, 8);
     t->internal = sqlite3_column_int(q, 9) != 0;
     t->is_bootstrap = sqlite3_column_int(q, 10) != 0;
-    col_fixed(q, 11, t->parent_code_id, sizeof(t->parent_code_id));
+    sqlx_col_fixed(q, 11, t->parent_code_id, sizeof(t->parent_code_id));
     t->expires_at = sqlite3_column_int64(q, 12);
     t->created_at = sqlite3_column_int64(q, 13);
     t->last_used_at = sqlite3_column_int64(q, 14);
@@ -745,24 +726,24 @@ static void read_token(sqlite3_stmt *q, struct store_token *t)
 /* Steps q once: a row fills out (0), no row is CP_ENOTFOUND. Resets q. */
 static int token_row(struct conn *c, sqlite3_stmt *q, struct store_token *out)
 {
-    int rc = step(c, q, "token lookup");
+    int rc = sqlx_step(c, q, "token lookup");
     if (rc == 1) {
         read_token(q, out);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_ENOTFOUND;
     }
-    done(q);
+    sqlx_done(q);
     return rc;
 }
 
 static int delete_token_by_id(struct conn *c, const char *id)
 {
-    sqlite3_stmt *q = prep(c, "DELETE FROM access_tokens WHERE id=?");
+    sqlite3_stmt *q = sqlx_prep(c, "DELETE FROM access_tokens WHERE id=?");
     if (q == NULL)
         return CP_EIO;
-    bind_str(q, 1, id);
-    return run(c, q, "token delete");
+    sqlx_bind_str(q, 1, id);
+    return sqlx_run(c, q, "token delete");
 }
 
 static int sq_token_create(struct store *st, const struct store_token *t)
@@ -773,28 +754,28 @@ static int sq_token_create(struct store *st, const struct store_token *t)
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     sqlite3_stmt *q =
-        prep(c, "INSERT INTO access_tokens(" TOKEN_COLS ") "
+        sqlx_prep(c, "INSERT INTO access_tokens(" TOKEN_COLS ") "
                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, t->id);
-    bind_str(q, 2, t->user_id);
+    sqlx_bind_str(q, 1, t->id);
+    sqlx_bind_str(q, 2, t->user_id);
     sqlite3_bind_int(q, 3, (int)t->kind);
-    bind_str(q, 4, t->token_hash);
-    bind_str(q, 5, t->refresh_hash);
-    bind_str(q, 6, t->token_last4);
-    bind_str(q, 7, t->refresh_last4);
-    bind_str(q, 8, t->scopes ? t->scopes : "");
-    bind_str(q, 9, t->description);
+    sqlx_bind_str(q, 4, t->token_hash);
+    sqlx_bind_str(q, 5, t->refresh_hash);
+    sqlx_bind_str(q, 6, t->token_last4);
+    sqlx_bind_str(q, 7, t->refresh_last4);
+    sqlx_bind_str(q, 8, t->scopes ? t->scopes : "");
+    sqlx_bind_str(q, 9, t->description);
     sqlite3_bind_int(q, 10, t->internal);
     sqlite3_bind_int(q, 11, t->is_bootstrap);
-    bind_str(q, 12, t->parent_code_id);
+    sqlx_bind_str(q, 12, t->parent_code_id);
     sqlite3_bind_int64(q, 13, t->expires_at);
     sqlite3_bind_int64(q, 14, t->created_at ? t->created_at : cp_now_ms());
     sqlite3_bind_int64(q, 15, t->last_used_at);
-    rc = run(c, q, "token_create");
+    rc = sqlx_run(c, q, "token_create");
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -806,13 +787,13 @@ static int sq_token_get(struct store *st, const char *id,
     int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *q =
-        prep(c, "SELECT " TOKEN_COLS " FROM access_tokens WHERE id=?");
+        sqlx_prep(c, "SELECT " TOKEN_COLS " FROM access_tokens WHERE id=?");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, id);
+    sqlx_bind_str(q, 1, id);
     rc = token_row(c, q, out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -828,15 +809,15 @@ static int sq_token_find(struct store *st, enum store_token_kind kind,
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = prep(c, sql_token_find);
+    sqlite3_stmt *q = sqlx_prep(c, sql_token_find);
     if (q == NULL)
         goto out;
     sqlite3_bind_int(q, 1, (int)kind);
-    bind_str(q, 2, hash);
+    sqlx_bind_str(q, 2, hash);
     sqlite3_bind_int64(q, 3, now);
     rc = token_row(c, q, out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -846,16 +827,16 @@ static int sq_code_take(struct store *st, const char *hash, int64_t now,
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     memset(out, 0, sizeof(*out));
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
-    sqlite3_stmt *q = prep(c, sql_token_find);
+    sqlite3_stmt *q = sqlx_prep(c, sql_token_find);
     if (q == NULL) {
         rc = CP_EIO;
         goto fail;
     }
     sqlite3_bind_int(q, 1, STORE_TOKEN_CODE);
-    bind_str(q, 2, hash);
+    sqlx_bind_str(q, 2, hash);
     sqlite3_bind_int64(q, 3, now);
     rc = token_row(c, q, out);
     if (rc != 0)
@@ -865,15 +846,15 @@ static int sq_code_take(struct store *st, const char *hash, int64_t now,
         if (rc != 0)
             goto fail;
     }
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     goto out;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     store_token_release(out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -883,31 +864,31 @@ static int sq_refresh_take(struct store *st, const char *refresh_hash,
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     memset(out, 0, sizeof(*out));
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
-    sqlite3_stmt *q = prep(c, "SELECT " TOKEN_COLS " FROM access_tokens "
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT " TOKEN_COLS " FROM access_tokens "
                               "WHERE kind=0 AND refresh_hash=? LIMIT 1");
     if (q == NULL) {
         rc = CP_EIO;
         goto fail;
     }
-    bind_str(q, 1, refresh_hash);
+    sqlx_bind_str(q, 1, refresh_hash);
     rc = token_row(c, q, out);
     if (rc != 0)
         goto fail;
     rc = delete_token_by_id(c, out->id);
     if (rc != 0)
         goto fail;
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     goto out;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     store_token_release(out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -920,30 +901,30 @@ static int sq_token_list_by_user(struct store *st, const char *user_id,
     size_t cap = 0;
     out->items = NULL;
     out->len = 0;
-    sqlite3_stmt *q = prep(c, "SELECT " TOKEN_COLS " FROM access_tokens "
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT " TOKEN_COLS " FROM access_tokens "
                               "WHERE user_id=? ORDER BY created_at, id");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, user_id);
-    while ((rc = step(c, q, "token_list")) == 1) {
+    sqlx_bind_str(q, 1, user_id);
+    while ((rc = sqlx_step(c, q, "token_list")) == 1) {
         if (out->len == cap) {
             cap = cap ? cap * 2 : 16;
             out->items = cp_realloc(out->items, cap * sizeof(*out->items));
         }
         read_token(q, &out->items[out->len++]);
     }
-    done(q);
+    sqlx_done(q);
     if (rc != 0)
         store_token_list_release(out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
 static int sq_token_delete(struct store *st, const char *id)
 {
     int changes = 0;
-    int rc = write_args(st, "DELETE FROM access_tokens WHERE id=?", ARGS(id),
+    int rc = sqlx_write_args(st, "DELETE FROM access_tokens WHERE id=?", ARGS(id),
                         &changes);
     if (rc == 0 && changes == 0)
         rc = CP_ENOTFOUND;
@@ -955,16 +936,16 @@ static int sq_token_touch(struct store *st, const char *id, int64_t now)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    sqlite3_stmt *q = prep(c, "UPDATE access_tokens SET last_used_at=?1 "
+    sqlite3_stmt *q = sqlx_prep(c, "UPDATE access_tokens SET last_used_at=?1 "
                               "WHERE id=?2 AND last_used_at < ?1 - ?3");
     if (q == NULL)
         goto out;
     sqlite3_bind_int64(q, 1, now);
-    bind_str(q, 2, id);
+    sqlx_bind_str(q, 2, id);
     sqlite3_bind_int64(q, 3, SQ_TOUCH_INTERVAL_MS);
-    rc = run(c, q, "token_touch");
+    rc = sqlx_run(c, q, "token_touch");
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -973,29 +954,29 @@ static int sq_token_confirm(struct store *st, const char *token_id,
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc == 0)
         rc = delete_token_by_id(c, code_id);
-    sqlite3_stmt *q = rc == 0 ? prep(c, "UPDATE access_tokens "
+    sqlite3_stmt *q = rc == 0 ? sqlx_prep(c, "UPDATE access_tokens "
                                         "SET parent_code_id='' WHERE id=?")
                               : NULL;
     if (q != NULL) {
-        bind_str(q, 1, token_id);
-        rc = run(c, q, "token confirm");
+        sqlx_bind_str(q, 1, token_id);
+        rc = sqlx_run(c, q, "token confirm");
     } else if (rc == 0) {
         rc = CP_EIO;
     }
     if (rc == 0)
-        rc = tx_commit(c);
+        rc = sqlx_tx_commit(c);
     if (rc != 0)
-        tx_rollback(c);
-    conn_put(s, c);
+        sqlx_tx_rollback(c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
 static int sq_bootstrap_codes_delete(struct store *st)
 {
-    return write_args(st,
+    return sqlx_write_args(st,
                       "DELETE FROM access_tokens "
                       "WHERE kind=1 AND is_bootstrap=1",
                       NULL, 0, NULL);
@@ -1008,16 +989,16 @@ static int sq_tokens_expire(struct store *st, int64_t now, int *deleted)
     int rc = CP_EIO;
     if (deleted != NULL)
         *deleted = 0;
-    sqlite3_stmt *q = prep(c, "DELETE FROM access_tokens "
+    sqlite3_stmt *q = sqlx_prep(c, "DELETE FROM access_tokens "
                               "WHERE expires_at<>0 AND expires_at<=?");
     if (q == NULL)
         goto out;
     sqlite3_bind_int64(q, 1, now);
-    rc = run(c, q, "tokens_expire");
+    rc = sqlx_run(c, q, "tokens_expire");
     if (rc == 0 && deleted != NULL)
         *deleted = sqlite3_changes(c->db);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1036,13 +1017,13 @@ out:
 static void read_grid(sqlite3_stmt *q, struct store_grid *g)
 {
     memset(g, 0, sizeof(*g));
-    col_fixed(q, 0, g->id, sizeof(g->id));
-    g->name = col_str(q, 1);
-    g->token_hash = col_str(q, 2);
-    g->token_sealed = col_str(q, 3);
+    sqlx_col_fixed(q, 0, g->id, sizeof(g->id));
+    g->name = sqlx_col_str(q, 1);
+    g->token_hash = sqlx_col_str(q, 2);
+    g->token_sealed = sqlx_col_str(q, 3);
     g->initial_size = sqlite3_column_int(q, 4);
-    g->subnet = col_str(q, 5);
-    g->supernet = col_str(q, 6);
+    g->subnet = sqlx_col_str(q, 5);
+    g->supernet = sqlx_col_str(q, 6);
     const unsigned char *text = sqlite3_column_text(q, 7);
     if (text != NULL)
         g->settings = json_loads((const char *)text, 0, NULL);
@@ -1065,20 +1046,20 @@ static int grid_get_one(struct store *st, const char *sql, const char *arg,
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = prep(c, sql);
+    sqlite3_stmt *q = sqlx_prep(c, sql);
     if (q == NULL)
         goto out;
-    bind_str(q, 1, arg);
-    rc = step(c, q, "grid_get");
+    sqlx_bind_str(q, 1, arg);
+    rc = sqlx_step(c, q, "grid_get");
     if (rc == 1) {
         read_grid(q, out);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_ENOTFOUND;
     }
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1086,12 +1067,12 @@ out:
  * a CP_E* code. */
 static int exists1(struct conn *c, const char *sql, const char *arg)
 {
-    sqlite3_stmt *q = prep(c, sql);
+    sqlite3_stmt *q = sqlx_prep(c, sql);
     if (q == NULL)
         return CP_EIO;
-    bind_str(q, 1, arg);
-    int rc = step(c, q, "exists");
-    done(q);
+    sqlx_bind_str(q, 1, arg);
+    int rc = sqlx_step(c, q, "exists");
+    sqlx_done(q);
     return rc;
 }
 
@@ -1104,57 +1085,57 @@ static int grid_insert_all(struct conn *c, const struct store_grid *g,
         g->settings != NULL ? cp_json_dump(g->settings) : cp_strdup("{}");
     char id[STORE_ID_LEN + 1];
     int rc = CP_EIO;
-    sqlite3_stmt *q = prep(c, "INSERT INTO grids(id, name, token_hash, "
+    sqlite3_stmt *q = sqlx_prep(c, "INSERT INTO grids(id, name, token_hash, "
                               "token_sealed, initial_size, subnet, supernet, "
                               "settings, created_at, updated_at) "
                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, g->id);
-    bind_str(q, 2, g->name);
-    bind_str(q, 3, g->token_hash);
-    bind_str(q, 4, g->token_sealed);
+    sqlx_bind_str(q, 1, g->id);
+    sqlx_bind_str(q, 2, g->name);
+    sqlx_bind_str(q, 3, g->token_hash);
+    sqlx_bind_str(q, 4, g->token_sealed);
     sqlite3_bind_int(q, 5, g->initial_size);
-    bind_str(q, 6, g->subnet);
-    bind_str(q, 7, g->supernet);
-    bind_str(q, 8, settings);
+    sqlx_bind_str(q, 6, g->subnet);
+    sqlx_bind_str(q, 7, g->supernet);
+    sqlx_bind_str(q, 8, settings);
     sqlite3_bind_int64(q, 9, now);
     sqlite3_bind_int64(q, 10, g->updated_at ? g->updated_at : now);
-    if ((rc = run(c, q, "grid insert")) != 0)
+    if ((rc = sqlx_run(c, q, "grid insert")) != 0)
         goto out;
 
     rc = CP_EIO;
-    q = prep(c, "INSERT INTO stacks(id, grid_id, name, created_at, "
+    q = sqlx_prep(c, "INSERT INTO stacks(id, grid_id, name, created_at, "
                 "updated_at) VALUES(?1, ?2, 'null', ?3, ?3)");
     if (q == NULL)
         goto out;
     store_new_id(id);
-    bind_str(q, 1, id);
-    bind_str(q, 2, g->id);
+    sqlx_bind_str(q, 1, id);
+    sqlx_bind_str(q, 2, g->id);
     sqlite3_bind_int64(q, 3, now);
-    if ((rc = run(c, q, "null stack insert")) != 0)
+    if ((rc = sqlx_run(c, q, "null stack insert")) != 0)
         goto out;
 
     rc = CP_EIO;
-    q = prep(c, "INSERT INTO networks(id, grid_id, name, subnet, multicast, "
+    q = sqlx_prep(c, "INSERT INTO networks(id, grid_id, name, subnet, multicast, "
                 "internal) VALUES(?, ?, 'kontena', ?, 1, 0)");
     if (q == NULL)
         goto out;
     store_new_id(id);
-    bind_str(q, 1, id);
-    bind_str(q, 2, g->id);
-    bind_str(q, 3, g->subnet);
-    if ((rc = run(c, q, "default network insert")) != 0)
+    sqlx_bind_str(q, 1, id);
+    sqlx_bind_str(q, 2, g->id);
+    sqlx_bind_str(q, 3, g->subnet);
+    if ((rc = sqlx_run(c, q, "default network insert")) != 0)
         goto out;
 
     if (creator_id != NULL) {
         rc = CP_EIO;
-        q = prep(c, "INSERT INTO grid_users(grid_id, user_id) VALUES(?, ?)");
+        q = sqlx_prep(c, "INSERT INTO grid_users(grid_id, user_id) VALUES(?, ?)");
         if (q == NULL)
             goto out;
-        bind_str(q, 1, g->id);
-        bind_str(q, 2, creator_id);
-        rc = run(c, q, "grid member insert");
+        sqlx_bind_str(q, 1, g->id);
+        sqlx_bind_str(q, 2, creator_id);
+        rc = sqlx_run(c, q, "grid member insert");
     }
 out:
     cp_free(settings);
@@ -1171,7 +1152,7 @@ static int sq_grid_create(struct store *st, const struct store_grid *g,
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     const char *clash = NULL;
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
     /* Find which unique column clashes before inserting anything. */
@@ -1194,16 +1175,16 @@ static int sq_grid_create(struct store *st, const struct store_grid *g,
         clash = "id";
     if (rc != 0)
         goto fail;
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     goto out;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     if (rc == CP_ECONFLICT && field != NULL)
         *field = clash;
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1211,6 +1192,12 @@ static int sq_grid_get(struct store *st, const char *name,
                        struct store_grid *out)
 {
     return grid_get_one(st, GRID_SELECT "WHERE g.name=?", name, out);
+}
+
+static int sq_grid_get_by_id(struct store *st, const char *id,
+                             struct store_grid *out)
+{
+    return grid_get_one(st, GRID_SELECT "WHERE g.id=?", id, out);
 }
 
 static int sq_grid_get_by_token_hash(struct store *st, const char *hash,
@@ -1229,24 +1216,24 @@ static int sq_grid_list(struct store *st, const char *member_of,
     out->items = NULL;
     out->len = 0;
     sqlite3_stmt *q =
-        prep(c, GRID_SELECT "WHERE ?1 IS NULL OR g.id IN "
+        sqlx_prep(c, GRID_SELECT "WHERE ?1 IS NULL OR g.id IN "
                             "(SELECT grid_id FROM grid_users WHERE user_id=?1) "
                             "ORDER BY g.name");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, member_of);
-    while ((rc = step(c, q, "grid_list")) == 1) {
+    sqlx_bind_str(q, 1, member_of);
+    while ((rc = sqlx_step(c, q, "grid_list")) == 1) {
         if (out->len == cap) {
             cap = cap ? cap * 2 : 16;
             out->items = cp_realloc(out->items, cap * sizeof(*out->items));
         }
         read_grid(q, &out->items[out->len++]);
     }
-    done(q);
+    sqlx_done(q);
     if (rc != 0)
         store_grid_list_release(out);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1258,18 +1245,18 @@ static int sq_grid_update(struct store *st, const struct store_grid *g)
     char *settings =
         g->settings != NULL ? cp_json_dump(g->settings) : cp_strdup("{}");
     sqlite3_stmt *q =
-        prep(c, "UPDATE grids SET settings=?, updated_at=? WHERE id=?");
+        sqlx_prep(c, "UPDATE grids SET settings=?, updated_at=? WHERE id=?");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, settings);
+    sqlx_bind_str(q, 1, settings);
     sqlite3_bind_int64(q, 2, g->updated_at ? g->updated_at : cp_now_ms());
-    bind_str(q, 3, g->id);
-    rc = run(c, q, "grid_update");
+    sqlx_bind_str(q, 3, g->id);
+    rc = sqlx_run(c, q, "grid_update");
     if (rc == 0 && sqlite3_changes(c->db) == 0)
         rc = CP_ENOTFOUND;
 out:
     cp_free(settings);
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1277,7 +1264,7 @@ static int sq_grid_delete(struct store *st, const char *id)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
     rc = exists1(c, "SELECT 1 FROM grids WHERE id=?", id);
@@ -1293,22 +1280,22 @@ static int sq_grid_delete(struct store *st, const char *id)
         rc = CP_ECONFLICT;
     if (rc != 0)
         goto fail;
-    sqlite3_stmt *q = prep(c, "DELETE FROM grids WHERE id=?");
+    sqlite3_stmt *q = sqlx_prep(c, "DELETE FROM grids WHERE id=?");
     if (q == NULL) {
         rc = CP_EIO;
         goto fail;
     }
-    bind_str(q, 1, id);
-    if ((rc = run(c, q, "grid_delete")) != 0)
+    sqlx_bind_str(q, 1, id);
+    if ((rc = sqlx_run(c, q, "grid_delete")) != 0)
         goto fail;
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     goto out;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1317,7 +1304,7 @@ out:
 static int sq_grid_user_add(struct store *st, const char *grid_id,
                             const char *user_id)
 {
-    return write_args(st,
+    return sqlx_write_args(st,
                       "INSERT INTO grid_users(grid_id, user_id) VALUES(?, ?) "
                       "ON CONFLICT DO NOTHING",
                       ARGS(grid_id, user_id), NULL);
@@ -1328,7 +1315,7 @@ static int sq_grid_user_remove(struct store *st, const char *grid_id,
 {
     int changes = 0;
     int rc =
-        write_args(st, "DELETE FROM grid_users WHERE grid_id=? AND user_id=?",
+        sqlx_write_args(st, "DELETE FROM grid_users WHERE grid_id=? AND user_id=?",
                    ARGS(grid_id, user_id), &changes);
     if (rc == 0 && changes == 0)
         rc = CP_ENOTFOUND;
@@ -1353,19 +1340,19 @@ static int sq_grid_is_member(struct store *st, const char *grid_id,
     int rc = CP_EIO;
     *out = false;
     sqlite3_stmt *q =
-        prep(c, "SELECT 1 FROM grid_users WHERE grid_id=? AND user_id=?");
+        sqlx_prep(c, "SELECT 1 FROM grid_users WHERE grid_id=? AND user_id=?");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, grid_id);
-    bind_str(q, 2, user_id);
-    rc = step(c, q, "grid_is_member");
-    done(q);
+    sqlx_bind_str(q, 1, grid_id);
+    sqlx_bind_str(q, 2, user_id);
+    rc = sqlx_step(c, q, "grid_is_member");
+    sqlx_done(q);
     if (rc >= 0) {
         *out = rc == 1;
         rc = 0;
     }
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1379,23 +1366,23 @@ static int sq_kv_get(struct store *st, const char *key, char **value,
     int rc = CP_EIO;
     if (value != NULL)
         *value = NULL;
-    sqlite3_stmt *q = prep(c, "SELECT value, version FROM kv WHERE key=?");
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT value, version FROM kv WHERE key=?");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, key);
-    rc = step(c, q, "kv_get");
+    sqlx_bind_str(q, 1, key);
+    rc = sqlx_step(c, q, "kv_get");
     if (rc == 1) {
         if (value != NULL)
-            *value = col_str(q, 0);
+            *value = sqlx_col_str(q, 0);
         if (version != NULL)
             *version = sqlite3_column_int64(q, 1);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_ENOTFOUND;
     }
-    done(q);
+    sqlx_done(q);
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1408,24 +1395,24 @@ static int sq_kv_cas(struct store *st, const char *key, int64_t expect,
     int rc = CP_EIO;
     sqlite3_stmt *q;
     if (expect == 0)
-        q = prep(c, "INSERT INTO kv(key, value, version) VALUES(?1, ?2, 1) "
+        q = sqlx_prep(c, "INSERT INTO kv(key, value, version) VALUES(?1, ?2, 1) "
                     "ON CONFLICT(key) DO NOTHING");
     else
-        q = prep(c, "UPDATE kv SET value=?2, version=version+1 "
+        q = sqlx_prep(c, "UPDATE kv SET value=?2, version=version+1 "
                     "WHERE key=?1 AND version=?3");
     if (q == NULL)
         goto out;
-    bind_str(q, 1, key);
-    bind_str(q, 2, value);
+    sqlx_bind_str(q, 1, key);
+    sqlx_bind_str(q, 2, value);
     if (expect != 0)
         sqlite3_bind_int64(q, 3, expect);
-    rc = run(c, q, "kv_cas");
+    rc = sqlx_run(c, q, "kv_cas");
     if (rc == 0 && sqlite3_changes(c->db) == 0)
         rc = CP_ECONFLICT;
     if (rc == 0 && new_version != NULL)
         *new_version = expect + 1;
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1437,12 +1424,12 @@ static int sq_lease_acquire(struct store *st, const char *name,
     CONN_OR_EIO(s, c);
     if (holder_out != NULL)
         *holder_out = NULL;
-    int rc = tx_begin(c);
+    int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
     /* Take it when absent, expired, or ours already. */
     sqlite3_stmt *q =
-        prep(c, "INSERT INTO leases(name, holder, expires_at) "
+        sqlx_prep(c, "INSERT INTO leases(name, holder, expires_at) "
                 "VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE "
                 "SET holder=excluded.holder, expires_at=excluded.expires_at "
                 "WHERE leases.holder=excluded.holder OR leases.expires_at<=?4");
@@ -1450,54 +1437,54 @@ static int sq_lease_acquire(struct store *st, const char *name,
         rc = CP_EIO;
         goto fail;
     }
-    bind_str(q, 1, name);
-    bind_str(q, 2, holder);
+    sqlx_bind_str(q, 1, name);
+    sqlx_bind_str(q, 2, holder);
     sqlite3_bind_int64(q, 3, now + ttl_ms);
     sqlite3_bind_int64(q, 4, now);
-    if ((rc = run(c, q, "lease_acquire")) != 0)
+    if ((rc = sqlx_run(c, q, "lease_acquire")) != 0)
         goto fail;
     bool acquired = sqlite3_changes(c->db) > 0;
 
-    q = prep(c, "SELECT holder, expires_at FROM leases WHERE name=?");
+    q = sqlx_prep(c, "SELECT holder, expires_at FROM leases WHERE name=?");
     if (q == NULL) {
         rc = CP_EIO;
         goto fail;
     }
-    bind_str(q, 1, name);
-    rc = step(c, q, "lease read");
+    sqlx_bind_str(q, 1, name);
+    rc = sqlx_step(c, q, "lease read");
     if (rc == 1) {
         if (holder_out != NULL)
-            *holder_out = col_str(q, 0);
+            *holder_out = sqlx_col_str(q, 0);
         if (expires_out != NULL)
             *expires_out = sqlite3_column_int64(q, 1);
         rc = 0;
     } else if (rc == 0) {
         rc = CP_EIO; /* we just wrote or saw it: cannot be missing */
     }
-    done(q);
+    sqlx_done(q);
     if (rc != 0)
         goto fail;
-    rc = tx_commit(c);
+    rc = sqlx_tx_commit(c);
     if (rc != 0)
         goto fail;
     if (!acquired)
         rc = CP_EAGAIN;
     goto out;
 fail:
-    tx_rollback(c);
+    sqlx_tx_rollback(c);
     if (holder_out != NULL) {
         cp_free(*holder_out);
         *holder_out = NULL;
     }
 out:
-    conn_put(s, c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 
 static int sq_lease_release(struct store *st, const char *name,
                             const char *holder)
 {
-    return write_args(st, "DELETE FROM leases WHERE name=? AND holder=?",
+    return sqlx_write_args(st, "DELETE FROM leases WHERE name=? AND holder=?",
                       ARGS(name, holder), NULL);
 }
 
@@ -1574,11 +1561,28 @@ const struct store_ops store_sqlite_ops = {
     .token_delete = sq_token_delete,
     .token_touch = sq_token_touch,
     .token_confirm = sq_token_confirm,
+    .node_get = sqn_node_get,
+    .node_find = sqn_node_find,
+    .node_get_by_node_id = sqn_node_get_by_node_id,
+    .node_get_by_token_hash = sqn_node_get_by_token_hash,
+    .node_list = sqn_node_list,
+    .node_create = sqn_node_create,
+    .node_bind = sqn_node_bind,
+    .node_update = sqn_node_update,
+    .node_set_token = sqn_node_set_token,
+    .node_delete = sqn_node_delete,
+    .node_plug = sqn_node_plug,
+    .node_unplug = sqn_node_unplug,
+    .node_set_info = sqn_node_set_info,
+    .node_add_stats = sqn_node_add_stats,
+    .nodes_seen = sqn_nodes_seen,
+    .nodes_sweep = sqn_nodes_sweep,
     .bootstrap_codes_delete = sq_bootstrap_codes_delete,
     .tokens_expire = sq_tokens_expire,
     .grid_create = sq_grid_create,
     .grid_get = sq_grid_get,
     .grid_get_by_token_hash = sq_grid_get_by_token_hash,
+    .grid_get_by_id = sq_grid_get_by_id,
     .grid_list = sq_grid_list,
     .grid_update = sq_grid_update,
     .grid_delete = sq_grid_delete,

@@ -479,10 +479,10 @@ static void test_grids(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     snprintf(sql, sizeof(sql),
-             "INSERT INTO host_nodes(id, grid_id, name, created_at) "
-             "VALUES('n1', '%s', 'node-1', 1);"
-             "INSERT INTO host_nodes(id, grid_id, name, created_at) "
-             "VALUES('n2', '%s', 'node-2', 1);"
+             "INSERT INTO host_nodes(id, grid_id, name, node_number, "
+             "created_at, updated_at) VALUES('n1', '%s', 'node-1', 1, 1, 1);"
+             "INSERT INTO host_nodes(id, grid_id, name, node_number, "
+             "created_at, updated_at) VALUES('n2', '%s', 'node-2', 2, 1, 1);"
              "INSERT INTO grid_services(id, grid_id, name, created_at) "
              "VALUES('s1', '%s', 'web', 1);",
              g.id, g.id, g.id);

@@ -1,0 +1,1127 @@
+/* Agent sessions over h2o's WebSocket server (spec 4).
+ *
+ * Life of a session:
+ *   CHECKING  upgraded; the acceptance checks run on a worker (store
+ *             lookups); frames received meanwhile are dropped
+ *   OPEN      accepted and plugged with connection generation gen; RPC
+ *             flows both ways; pings every ping_interval
+ *   CLOSING   a close frame with our code is queued; the socket is torn
+ *             down when the peer answers or after a short grace
+ *   GONE      the socket is closed; the session is freed once no worker
+ *             job refers to it (refs == 0)
+ * Every store write about the connection carries gen, so a late write
+ * from a superseded socket changes nothing (issues #1948, #2183).
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "agents.h"
+#include "nodes.h"
+#include "../common/alloc.h"
+#include "../common/crypto.h"
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/proto.h"
+#include "../common/rpc.h"
+#include "../common/util.h"
+#include "../common/version.h"
+
+#include <h2o/websocket.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HASH_BUCKETS 16384
+#define CLOSE_GRACE_MS 3000
+#define MAX_QUEUED_BYTES (16u * 1024 * 1024)
+#define HEADER_MAX 512
+
+enum sess_state { SESS_CHECKING, SESS_OPEN, SESS_CLOSING, SESS_GONE };
+
+struct pending {
+    bool used;
+    uint32_t id;
+    int64_t deadline;
+    agents_reply_fn *cb;
+    void *ctx;
+};
+
+struct session {
+    struct agents *hub;
+    h2o_websocket_conn_t *ws; /* NULL once the socket is gone */
+    enum sess_state state;
+    int refs; /* worker jobs holding this session */
+    struct session *prev, *next; /* all sessions */
+    struct session *hnext;       /* bucket chain, while OPEN */
+    bool hashed;
+    /* Handshake. */
+    char *h_node_id, *h_name, *h_version, *h_labels, *h_connected_at;
+    char *h_grid_token, *h_node_token;
+    char *peer;
+    /* Identity, once accepted. */
+    char row_id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char *name;
+    int64_t gen;
+    /* Keepalive. */
+    int64_t last_ping;  /* mono ms */
+    int64_t ping_sent;  /* mono ms of the unanswered ping, 0 = none */
+    int64_t seen_at;    /* wall ms of the last pong, to be written */
+    bool seen_dirty;
+    /* Closing. */
+    int close_code;
+    char *close_reason;
+    int64_t close_deadline;
+    /* Master -> agent requests in flight. */
+    struct pending pend[PROTO_MAX_OUTSTANDING];
+    uint32_t next_id;
+};
+
+struct agents {
+    struct master *m;
+    struct agents_config cfg;
+    struct session *all;
+    struct session *buckets[HASH_BUCKETS];
+    int open_count;
+    uv_timer_t tick;
+    int64_t last_flush;
+    bool flushing;
+};
+
+/* ==== Session table ==== */
+
+static uint32_t hash_id(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % HASH_BUCKETS;
+}
+
+static struct session *find(struct agents *a, const char *row_id)
+{
+    for (struct session *s = a->buckets[hash_id(row_id)]; s; s = s->hnext) {
+        if (strcmp(s->row_id, row_id) == 0 && s->state == SESS_OPEN)
+            return s;
+    }
+    return NULL;
+}
+
+static void unhash(struct session *s)
+{
+    if (!s->hashed)
+        return;
+    struct session **p = &s->hub->buckets[hash_id(s->row_id)];
+    while (*p != NULL && *p != s)
+        p = &(*p)->hnext;
+    if (*p == s)
+        *p = s->hnext;
+    s->hashed = false;
+    s->hub->open_count--;
+}
+
+static void session_free(struct session *s)
+{
+    struct agents *a = s->hub;
+    unhash(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        a->all = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    cp_free(s->h_node_id);
+    cp_free(s->h_name);
+    cp_free(s->h_version);
+    cp_free(s->h_labels);
+    cp_free(s->h_connected_at);
+    cp_free(s->h_grid_token);
+    cp_free(s->h_node_token);
+    cp_free(s->peer);
+    cp_free(s->name);
+    cp_free(s->close_reason);
+    cp_free(s);
+}
+
+static void session_unref(struct session *s)
+{
+    if (--s->refs == 0 && s->state == SESS_GONE)
+        session_free(s);
+}
+
+/* ==== Sending ==== */
+
+static void proceed(struct session *s)
+{
+    /* Until h2o finishes the upgrade the socket is not there yet; h2o
+     * flushes what we queued when it is. */
+    if (s->ws != NULL && s->ws->sock != NULL)
+        h2o_websocket_proceed(s->ws);
+}
+
+static void session_close(struct session *s, int code, const char *reason);
+
+static void send_frame(struct session *s, char *buf, size_t len)
+{
+    if (s->ws == NULL || s->state == SESS_GONE || s->state == SESS_CLOSING) {
+        cp_free(buf);
+        return;
+    }
+    if (wslay_event_get_queued_msg_length(s->ws->ws_ctx) > MAX_QUEUED_BYTES) {
+        cp_free(buf);
+        session_close(s, PROTO_CLOSE_GOING_AWAY, "agent is not reading");
+        return;
+    }
+    struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, (uint8_t *)buf, len};
+    wslay_event_queue_msg(s->ws->ws_ctx, &msg);
+    cp_free(buf);
+    proceed(s);
+}
+
+static void send_notify(struct session *s, const char *method, json_t *params)
+{
+    char *buf;
+    size_t len;
+    rpc_encode_notify(method, params, &buf, &len);
+    json_decref(params);
+    cp_trace(CP_TRACE_RPC, "rpc: -> %s %s", s->name ? s->name : "?", method);
+    send_frame(s, buf, len);
+}
+
+static void send_response(struct session *s, uint32_t id, json_t *error,
+                          json_t *result)
+{
+    char *buf;
+    size_t len;
+    rpc_encode_response(id, error, result, &buf, &len);
+    json_decref(error);
+    json_decref(result);
+    send_frame(s, buf, len);
+}
+
+/* Fails every request in flight (the session is going away). */
+static void fail_pending(struct session *s, const char *why)
+{
+    for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+        struct pending *p = &s->pend[i];
+        if (!p->used)
+            continue;
+        p->used = false;
+        json_t *err = rpc_error(PROTO_ERR_TIMEOUT, why);
+        p->cb(p->ctx, err, NULL);
+        json_decref(err);
+    }
+}
+
+static void unplug(struct session *s, int code, const char *reason);
+
+/* Starts closing with code; the socket goes after the peer's answer or
+ * CLOSE_GRACE_MS. */
+static void session_close(struct session *s, int code, const char *reason)
+{
+    if (s->state == SESS_CLOSING || s->state == SESS_GONE)
+        return;
+    bool was_open = s->state == SESS_OPEN;
+    s->state = SESS_CLOSING;
+    s->close_code = code;
+    cp_free(s->close_reason);
+    s->close_reason = cp_strdup(reason);
+    s->close_deadline = cp_mono_ms() + CLOSE_GRACE_MS;
+    cp_info("agents: closing %s (%s) with %d: %s",
+            s->name ? s->name : (s->h_name ? s->h_name : "?"),
+            s->peer ? s->peer : "-", code, reason);
+    unhash(s);
+    fail_pending(s, "agent connection closed");
+    if (was_open)
+        unplug(s, code, reason);
+    if (s->ws != NULL) {
+        wslay_event_queue_close(s->ws->ws_ctx, (uint16_t)code,
+                                (const uint8_t *)reason, strlen(reason));
+        proceed(s);
+    }
+}
+
+/* The socket is gone (h2o told us, or we gave up waiting). */
+static void session_gone(struct session *s)
+{
+    if (s->state == SESS_GONE)
+        return;
+    if (s->state == SESS_OPEN) {
+        int code = PROTO_CLOSE_GOING_AWAY;
+        if (s->ws != NULL && wslay_event_get_close_received(s->ws->ws_ctx))
+            code = wslay_event_get_status_code_received(s->ws->ws_ctx);
+        cp_info("agents: %s disconnected (code %d)", s->name, code);
+        unhash(s);
+        fail_pending(s, "agent disconnected");
+        unplug(s, code, "agent disconnected");
+    }
+    s->state = SESS_GONE;
+    if (s->ws != NULL) {
+        s->ws->data = NULL;
+        h2o_websocket_close(s->ws);
+        s->ws = NULL;
+    }
+    if (s->refs == 0)
+        session_free(s);
+}
+
+/* ==== Store jobs ==== */
+
+struct unplug_job {
+    struct master *m;
+    char row_id[STORE_ID_LEN + 1];
+    int64_t gen;
+    int code;
+    char *reason;
+};
+
+static void unplug_work(void *ctx)
+{
+    struct unplug_job *j = ctx;
+    int rc = ST_CALL(j->m->store, node_unplug, j->row_id, j->gen,
+                     cp_now_ms(), j->code, j->reason);
+    if (rc == CP_ECONFLICT)
+        cp_debug("agents: unplug of an older connection ignored");
+}
+
+static void unplug_done(void *ctx)
+{
+    struct unplug_job *j = ctx;
+    cp_free(j->reason);
+    cp_free(j);
+}
+
+/* Marks the node offline at once, if this is still its connection. */
+static void unplug(struct session *s, int code, const char *reason)
+{
+    struct unplug_job *j = cp_calloc(1, sizeof(*j));
+    j->m = s->hub->m;
+    memcpy(j->row_id, s->row_id, sizeof(j->row_id));
+    j->gen = s->gen;
+    j->code = code;
+    j->reason = cp_strdup(reason);
+    master_queue(j->m, unplug_work, unplug_done, j);
+}
+
+/* ==== Acceptance (spec 4.2) ==== */
+
+struct accept_job {
+    struct session *s;
+    struct master *m;
+    int64_t now;
+    /* Results. */
+    int close_code;
+    const char *close_reason;
+    struct store_node node;
+    struct store_grid grid;
+};
+
+static bool same_minor(const char *a, const char *b)
+{
+    /* "1.5.3" ~ "1.5.90": major.minor must match. */
+    const char *da = strchr(a, '.'), *db = strchr(b, '.');
+    if (da == NULL || db == NULL)
+        return false;
+    const char *ea = strchr(da + 1, '.'), *eb = strchr(db + 1, '.');
+    size_t la = ea ? (size_t)(ea - a) : strlen(a);
+    size_t lb = eb ? (size_t)(eb - b) : strlen(b);
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+static json_t *labels_from_header(const char *h)
+{
+    json_t *arr = json_array();
+    if (h == NULL)
+        return arr;
+    const char *p = h;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        while (n > 0 && p[0] == ' ') {
+            p++;
+            n--;
+        }
+        if (n > 0 && n < 256) {
+            char *l = cp_strndup(p, n);
+            json_t *v = json_string(l);
+            if (v != NULL)
+                json_array_append_new(arr, v);
+            cp_free(l);
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return arr;
+}
+
+static void reject(struct accept_job *j, int code, const char *reason)
+{
+    j->close_code = code;
+    j->close_reason = reason;
+}
+
+/* Finds or creates the node for a grid-token connection. */
+static int accept_grid_token(struct accept_job *j)
+{
+    struct session *s = j->s;
+    struct store *st = j->m->store;
+    char hash[65];
+    cp_sha256_hex(s->h_grid_token, strlen(s->h_grid_token), hash);
+    int rc = ST_CALL(st, grid_get_by_token_hash, hash, &j->grid);
+    if (rc == CP_ENOTFOUND) {
+        reject(j, PROTO_CLOSE_BAD_GRID_TOKEN, "invalid grid token");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = ST_CALL(st, node_get_by_node_id, s->h_node_id, &j->node);
+        if (rc == 0) {
+            if (strcmp(j->node.grid_id, j->grid.id) != 0) {
+                reject(j, PROTO_CLOSE_NODE_ID_TAKEN,
+                       "node id belongs to a node of another grid");
+            } else if (j->node.token_hash != NULL) {
+                reject(j, PROTO_CLOSE_GRID_TOKEN_FOR_NODE_TOKEN_NODE,
+                       "node was created with a node token; connect with "
+                       "it");
+            }
+            return 0;
+        }
+        if (rc != CP_ENOTFOUND)
+            return rc;
+        struct store_node n = {0};
+        store_new_id(n.id);
+        memcpy(n.grid_id, j->grid.id, sizeof(n.grid_id));
+        n.node_id = s->h_node_id;
+        n.name = s->h_name;
+        n.labels = labels_from_header(s->h_labels);
+        n.agent_version = s->h_version;
+        const char *field = NULL;
+        rc = ST_CALL(st, node_create, &n, true, &j->node, &field);
+        json_decref(n.labels);
+        if (rc == 0) {
+            cp_info("agents: new node %s (%s) in grid %s", j->node.name,
+                    s->h_node_id, j->grid.name);
+            return 0;
+        }
+        if (rc == CP_EAGAIN) {
+            reject(j, PROTO_CLOSE_MISSING_HEADERS,
+                   "grid is full (254 nodes)");
+            return 0;
+        }
+        /* A concurrent first connection of the same node won: look
+         * again. */
+        if (rc != CP_ECONFLICT)
+            return rc;
+    }
+    return CP_ECONFLICT;
+}
+
+static int accept_node_token(struct accept_job *j)
+{
+    struct session *s = j->s;
+    struct store *st = j->m->store;
+    char hash[65];
+    cp_sha256_hex(s->h_node_token, strlen(s->h_node_token), hash);
+    int rc = ST_CALL(st, node_get_by_token_hash, hash, &j->node);
+    if (rc == CP_ENOTFOUND) {
+        reject(j, PROTO_CLOSE_BAD_NODE_TOKEN, "invalid node token");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (j->node.node_id == NULL) {
+        struct store_node other = {0};
+        rc = ST_CALL(st, node_get_by_node_id, s->h_node_id, &other);
+        store_node_release(&other);
+        if (rc == 0) {
+            reject(j, PROTO_CLOSE_NODE_ID_TAKEN,
+                   "node id already belongs to another node");
+            return 0;
+        }
+        rc = ST_CALL(st, node_bind, j->node.id, s->h_node_id);
+        if (rc == CP_ECONFLICT) {
+            reject(j, PROTO_CLOSE_NODE_TOKEN_TAKEN,
+                   "node token is already used by another node");
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+        j->node.node_id = cp_strdup(s->h_node_id);
+    } else if (strcmp(j->node.node_id, s->h_node_id) != 0) {
+        reject(j, PROTO_CLOSE_NODE_TOKEN_TAKEN,
+               "node token is already used by another node");
+        return 0;
+    }
+    return ST_CALL(st, grid_get_by_id, j->node.grid_id, &j->grid);
+}
+
+static void accept_work(void *ctx)
+{
+    struct accept_job *j = ctx;
+    struct session *s = j->s;
+    int rc = 0;
+    if (s->h_grid_token != NULL)
+        rc = accept_grid_token(j);
+    else if (s->h_node_token != NULL)
+        rc = accept_node_token(j);
+    else
+        reject(j, PROTO_CLOSE_NO_TOKEN, "no grid or node token");
+    if (rc != 0) {
+        cp_error("agents: store failed while accepting %s: %s", s->h_name,
+                 cp_strerror(rc));
+        reject(j, PROTO_CLOSE_GOING_AWAY, "master store unavailable");
+        return;
+    }
+    if (j->close_code != 0)
+        return;
+    /* Clock skew (after the lookup, as the original). */
+    int64_t at = 0;
+    int64_t window = (int64_t)j->m->cfg.websocket_timeout * 1000 +
+                     s->hub->cfg.clock_skew_ms;
+    if (s->h_connected_at == NULL ||
+        rpc_parse_time(s->h_connected_at, &at) != 0) {
+        reject(j, PROTO_CLOSE_MISSING_HEADERS,
+               "missing or bad Kontena-Connected-At header");
+        return;
+    }
+    if (j->now - at > window || at - j->now > s->hub->cfg.clock_skew_ms) {
+        reject(j, PROTO_CLOSE_CLOCK_SKEW,
+               "agent clock is out of sync with the master");
+        return;
+    }
+    rc = ST_CALL(j->m->store, node_plug, j->node.id, j->m->master_id, at,
+                 j->now, &s->gen);
+    char id[STORE_ID_LEN + 1];
+    memcpy(id, j->node.id, sizeof(id));
+    store_node_release(&j->node);
+    if (rc == 0)
+        rc = ST_CALL(j->m->store, node_get, id, &j->node);
+    if (rc != 0) {
+        cp_error("agents: cannot plug %s: %s", s->h_name, cp_strerror(rc));
+        reject(j, PROTO_CLOSE_GOING_AWAY, "master store unavailable");
+    }
+}
+
+static void accept_done(void *ctx);
+
+static void start_accept(struct session *s)
+{
+    struct accept_job *j = cp_calloc(1, sizeof(*j));
+    j->s = s;
+    j->m = s->hub->m;
+    j->now = cp_now_ms();
+    s->refs++;
+    master_queue(j->m, accept_work, accept_done, j);
+}
+
+static void hash_in(struct session *s)
+{
+    struct agents *a = s->hub;
+    uint32_t h = hash_id(s->row_id);
+    s->hnext = a->buckets[h];
+    a->buckets[h] = s;
+    s->hashed = true;
+    a->open_count++;
+}
+
+static void accept_done(void *ctx)
+{
+    struct accept_job *j = ctx;
+    struct session *s = j->s;
+    if (s->state != SESS_CHECKING) {
+        /* The agent left while we checked; if it was plugged, undo. */
+        if (j->close_code == 0) {
+            memcpy(s->row_id, j->node.id, sizeof(s->row_id));
+            unplug(s, PROTO_CLOSE_GOING_AWAY, "agent left during accept");
+        }
+    } else if (j->close_code != 0) {
+        cp_warn("agents: refused %s (node id %s) from %s: %d %s",
+                s->h_name, s->h_node_id, s->peer, j->close_code,
+                j->close_reason);
+        session_close(s, j->close_code, j->close_reason);
+    } else {
+        memcpy(s->row_id, j->node.id, sizeof(s->row_id));
+        memcpy(s->grid_id, j->node.grid_id, sizeof(s->grid_id));
+        s->name = cp_strdup(j->node.name);
+        /* The newest connection wins: an older session of the same node
+         * on this master goes now (other masters find out from the
+         * generation on their next last-seen write). */
+        struct session *old = find(s->hub, s->row_id);
+        if (old != NULL)
+            session_close(old, PROTO_CLOSE_SUPERSEDED,
+                          "superseded by a newer connection of this node");
+        s->state = SESS_OPEN;
+        hash_in(s);
+        s->last_ping = cp_mono_ms();
+        cp_info("agents: %s (%s) connected from %s, generation %lld",
+                s->name, s->h_node_id, s->peer, (long long)s->gen);
+        send_notify(s, PROTO_M_MASTER_INFO,
+                    json_pack("[{s:s}]", "version", KONTENA_VERSION));
+        send_notify(s, PROTO_M_NODE_INFO,
+                    json_pack("[o]", nodes_info_json(&j->node, &j->grid)));
+    }
+    store_node_release(&j->node);
+    store_grid_release(&j->grid);
+    cp_free(j);
+    session_unref(s);
+}
+
+/* ==== Agent -> master calls (spec 4.5) ==== */
+
+/* A call runs on a worker with a snapshot of the session's identity. */
+struct call {
+    struct session *s;
+    struct master *m;
+    struct agents_config cfg;
+    char row_id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    int64_t gen;
+    bool is_request;
+    uint32_t id;
+    json_t *params;
+    /* Results. */
+    json_t *error;
+    json_t *result;
+    int close_code; /* close the session after answering */
+    const char *close_reason;
+};
+
+typedef void call_fn(struct call *c);
+
+static void call_error(struct call *c, int code, const char *msg)
+{
+    json_decref(c->error);
+    c->error = rpc_error(code, msg);
+}
+
+static void do_nodes_update(struct call *c)
+{
+    json_t *payload = json_array_get(c->params, 1);
+    if (!json_is_object(payload)) {
+        call_error(c, 400, "params must be [node_id, info]");
+        return;
+    }
+    json_t *facts = nodes_facts_from_update(payload);
+    const char *version = cp_json_str(payload, "AgentVersion");
+    json_t *labels = json_object_get(payload, "Labels");
+    if (!cp_json_is_string_array(labels))
+        labels = NULL;
+    int rc = ST_CALL(c->m->store, node_set_info, c->row_id, c->gen, facts,
+                     version, labels && json_array_size(labels) ? labels
+                                                                : NULL);
+    json_decref(facts);
+    if (rc == CP_ECONFLICT) {
+        c->close_code = PROTO_CLOSE_SUPERSEDED;
+        c->close_reason = "superseded by a newer connection of this node";
+        call_error(c, 409, "connection superseded");
+        return;
+    }
+    if (rc != 0) {
+        call_error(c, 500, cp_strerror(rc));
+        return;
+    }
+    c->result = json_object();
+}
+
+static void do_nodes_get(struct call *c)
+{
+    struct store_node n = {0};
+    struct store_grid g = {0};
+    int rc = ST_CALL(c->m->store, node_get, c->row_id, &n);
+    if (rc == 0)
+        rc = ST_CALL(c->m->store, grid_get_by_id, n.grid_id, &g);
+    if (rc != 0)
+        call_error(c, rc == CP_ENOTFOUND ? 404 : 500, cp_strerror(rc));
+    else
+        c->result = nodes_json(&n, &g, NULL);
+    store_node_release(&n);
+    store_grid_release(&g);
+}
+
+static void do_nodes_stats(struct call *c)
+{
+    json_t *stats = json_array_get(c->params, 1);
+    if (!json_is_object(stats)) {
+        call_error(c, 400, "params must be [node_id, stats]");
+        return;
+    }
+    int rc = ST_CALL(c->m->store, node_add_stats, c->row_id, stats,
+                     cp_now_ms(), c->cfg.stats_keep);
+    if (rc != 0)
+        call_error(c, 500, cp_strerror(rc));
+    else
+        c->result = json_object();
+}
+
+static const struct {
+    const char *method;
+    call_fn *fn;
+} calls[] = {
+    {PROTO_M_NODES_UPDATE, do_nodes_update},
+    {PROTO_M_NODES_GET, do_nodes_get},
+    {PROTO_M_NODES_STATS, do_nodes_stats},
+};
+
+struct call_job {
+    struct call c;
+    call_fn *fn;
+};
+
+static void call_work(void *ctx)
+{
+    struct call_job *j = ctx;
+    j->fn(&j->c);
+}
+
+static void call_done(void *ctx)
+{
+    struct call_job *j = ctx;
+    struct session *s = j->c.s;
+    if (s->state == SESS_OPEN) {
+        if (j->c.is_request) {
+            send_response(s, j->c.id, j->c.error,
+                          j->c.error ? NULL
+                                     : (j->c.result ? j->c.result
+                                                    : json_null()));
+            j->c.error = j->c.result = NULL;
+        } else if (j->c.error != NULL) {
+            cp_warn("agents: notification from %s failed: %s", s->name,
+                    cp_json_str(j->c.error, "message"));
+        }
+        if (j->c.close_code != 0)
+            session_close(s, j->c.close_code, j->c.close_reason);
+    }
+    json_decref(j->c.params);
+    json_decref(j->c.error);
+    json_decref(j->c.result);
+    cp_free(j);
+    session_unref(s);
+}
+
+static void on_reply(struct session *s, struct rpc_msg *msg)
+{
+    for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+        struct pending *p = &s->pend[i];
+        if (p->used && p->id == msg->id) {
+            p->used = false;
+            p->cb(p->ctx, msg->error, msg->result);
+            return;
+        }
+    }
+    cp_debug("agents: reply %u from %s matches no request", msg->id,
+             s->name);
+}
+
+static void on_message(struct session *s, const uint8_t *data, size_t len)
+{
+    struct rpc_msg msg;
+    char why[128];
+    if (rpc_decode(data, len, &msg, why, sizeof(why)) != 0) {
+        cp_warn("agents: malformed message from %s (%s): %s", s->name,
+                s->peer, why);
+        char reason[160];
+        snprintf(reason, sizeof(reason), "malformed message: %s", why);
+        session_close(s, PROTO_CLOSE_PROTOCOL, reason);
+        return;
+    }
+    cp_trace(CP_TRACE_RPC, "rpc: <- %s kind %d %s", s->name, msg.kind,
+             msg.method ? msg.method : "");
+    if (msg.kind == PROTO_RESPONSE) {
+        on_reply(s, &msg);
+        rpc_msg_release(&msg);
+        return;
+    }
+    call_fn *fn = NULL;
+    for (size_t i = 0; i < CP_ARRAY_LEN(calls); i++) {
+        if (strcmp(calls[i].method, msg.method) == 0)
+            fn = calls[i].fn;
+    }
+    if (fn == NULL) {
+        if (msg.kind == PROTO_REQUEST)
+            send_response(s, msg.id,
+                          rpc_error(PROTO_ERR_NOT_IMPLEMENTED,
+                                    "service not implemented"),
+                          NULL);
+        else
+            cp_debug("agents: unknown notification %s from %s", msg.method,
+                     s->name);
+        rpc_msg_release(&msg);
+        return;
+    }
+    struct call_job *j = cp_calloc(1, sizeof(*j));
+    j->fn = fn;
+    j->c.s = s;
+    j->c.m = s->hub->m;
+    j->c.cfg = s->hub->cfg;
+    memcpy(j->c.row_id, s->row_id, sizeof(j->c.row_id));
+    memcpy(j->c.grid_id, s->grid_id, sizeof(j->c.grid_id));
+    j->c.gen = s->gen;
+    j->c.is_request = msg.kind == PROTO_REQUEST;
+    j->c.id = msg.id;
+    j->c.params = msg.params;
+    msg.params = NULL;
+    rpc_msg_release(&msg);
+    s->refs++;
+    master_queue(s->hub->m, call_work, call_done, j);
+}
+
+/* ==== WebSocket callbacks ==== */
+
+static void on_ws(h2o_websocket_conn_t *ws,
+                  const struct wslay_event_on_msg_recv_arg *arg)
+{
+    struct session *s = ws->data;
+    if (s == NULL) {
+        h2o_websocket_close(ws);
+        return;
+    }
+    if (arg == NULL) {
+        session_gone(s);
+        return;
+    }
+    switch (arg->opcode) {
+    case WSLAY_PONG:
+        if (s->state == SESS_OPEN) {
+            s->ping_sent = 0;
+            s->seen_at = cp_now_ms();
+            s->seen_dirty = true;
+        }
+        return;
+    case WSLAY_PING:
+    case WSLAY_CONNECTION_CLOSE:
+        return; /* wslay answers these itself */
+    case WSLAY_TEXT_FRAME:
+        if (s->state == SESS_OPEN)
+            session_close(s, PROTO_CLOSE_PROTOCOL,
+                          "text frames are not part of the protocol");
+        return;
+    case WSLAY_BINARY_FRAME:
+        if (s->state == SESS_OPEN)
+            on_message(s, arg->msg, arg->msg_length);
+        return;
+    default:
+        return;
+    }
+}
+
+static char *req_header(h2o_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i != req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == n &&
+            h2o_lcstris(h->name->base, h->name->len, name, n)) {
+            if (h->value.len == 0 || h->value.len > HEADER_MAX)
+                return NULL;
+            return cp_strndup(h->value.base, h->value.len);
+        }
+    }
+    return NULL;
+}
+
+void agents_upgrade(struct agents *a, h2o_req_t *req, const char *client_key)
+{
+    struct session *s = cp_calloc(1, sizeof(*s));
+    s->hub = a;
+    s->state = SESS_CHECKING;
+    s->h_node_id = req_header(req, PROTO_H_NODE_ID);
+    s->h_name = req_header(req, PROTO_H_NODE_NAME);
+    s->h_version = req_header(req, PROTO_H_VERSION);
+    s->h_labels = req_header(req, PROTO_H_NODE_LABELS);
+    s->h_connected_at = req_header(req, PROTO_H_CONNECTED_AT);
+    s->h_grid_token = req_header(req, PROTO_H_GRID_TOKEN);
+    s->h_node_token = req_header(req, PROTO_H_NODE_TOKEN);
+    struct sockaddr_storage ss;
+    char ip[64] = "-";
+    if (req->conn->callbacks->get_peername(req->conn,
+                                           (struct sockaddr *)&ss) > 0)
+        h2o_socket_getnumerichost((struct sockaddr *)&ss, sizeof(ss), ip);
+    s->peer = cp_strdup(ip);
+    s->next = a->all;
+    if (a->all)
+        a->all->prev = s;
+    a->all = s;
+
+    char at[PROTO_TIME_FORMAT_LEN + 8];
+    rpc_format_time(cp_now_ms(), at, sizeof(at));
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("kontena-version"), 0, NULL,
+                          H2O_STRLIT(KONTENA_VERSION));
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("kontena-connected-at"), 0, NULL, at,
+                          strlen(at));
+    s->ws = h2o_upgrade_to_websocket(req, client_key, s, on_ws);
+    wslay_event_config_set_max_recv_msg_length(s->ws->ws_ctx,
+                                               PROTO_MAX_MESSAGE);
+
+    /* Step 1 of spec 4.2: the version; step 2 starts with the headers. */
+    if (s->h_version == NULL || !same_minor(s->h_version, KONTENA_VERSION)) {
+        cp_warn("agents: refused agent %s from %s: version %s is not "
+                "compatible with %s",
+                s->h_name ? s->h_name : "?", s->peer,
+                s->h_version ? s->h_version : "(none)", KONTENA_VERSION);
+        send_notify(s, PROTO_M_MASTER_INFO,
+                    json_pack("[{s:s}]", "version", KONTENA_VERSION));
+        s->state = SESS_CHECKING; /* send_notify needs a live state */
+        session_close(s, PROTO_CLOSE_BAD_VERSION,
+                      "agent version is not compatible with the master");
+        return;
+    }
+    if (s->h_node_id == NULL || s->h_name == NULL) {
+        session_close(s, PROTO_CLOSE_MISSING_HEADERS,
+                      "missing Kontena-Node-Id or Kontena-Node-Name");
+        return;
+    }
+    start_accept(s);
+}
+
+/* ==== Keepalive and last-seen ==== */
+
+struct seen_job {
+    struct agents *a;
+    size_t n;
+    struct store_node_seen *v;
+    char (*ids)[STORE_ID_LEN + 1];
+    int rc;
+};
+
+static void seen_work(void *ctx)
+{
+    struct seen_job *j = ctx;
+    j->rc = ST_CALL(j->a->m->store, nodes_seen, j->v, j->n);
+}
+
+static void seen_done(void *ctx)
+{
+    struct seen_job *j = ctx;
+    if (j->rc == 0) {
+        for (size_t i = 0; i < j->n; i++) {
+            if (j->v[i].ok)
+                continue;
+            struct session *s = find(j->a, j->ids[i]);
+            if (s != NULL && s->gen == j->v[i].conn_gen)
+                session_close(s, PROTO_CLOSE_SUPERSEDED,
+                              "node has a newer connection or was removed");
+        }
+    }
+    j->a->flushing = false;
+    cp_free(j->v);
+    cp_free(j->ids);
+    cp_free(j);
+}
+
+/* Writes the last-seen times gathered since the last flush, in one
+ * transaction. */
+static void flush_seen(struct agents *a)
+{
+    size_t n = 0;
+    for (struct session *s = a->all; s; s = s->next)
+        n += s->state == SESS_OPEN && s->seen_dirty;
+    if (n == 0 || a->flushing)
+        return;
+    struct seen_job *j = cp_calloc(1, sizeof(*j));
+    j->a = a;
+    j->v = cp_calloc(n, sizeof(*j->v));
+    j->ids = cp_calloc(n, sizeof(*j->ids));
+    for (struct session *s = a->all; s && j->n < n; s = s->next) {
+        if (s->state != SESS_OPEN || !s->seen_dirty)
+            continue;
+        memcpy(j->ids[j->n], s->row_id, sizeof(j->ids[0]));
+        j->v[j->n].id = j->ids[j->n];
+        j->v[j->n].conn_gen = s->gen;
+        j->v[j->n].at = s->seen_at;
+        s->seen_dirty = false;
+        j->n++;
+    }
+    a->flushing = true;
+    master_queue(a->m, seen_work, seen_done, j);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct agents *a = t->data;
+    int64_t now = cp_mono_ms();
+    struct session *next;
+    for (struct session *s = a->all; s; s = next) {
+        next = s->next;
+        if (s->state == SESS_CLOSING && now >= s->close_deadline) {
+            session_gone(s);
+            continue;
+        }
+        if (s->state != SESS_OPEN)
+            continue;
+        for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+            struct pending *p = &s->pend[i];
+            if (p->used && now >= p->deadline) {
+                p->used = false;
+                json_t *err = rpc_error(PROTO_ERR_TIMEOUT,
+                                        "agent did not answer in time");
+                p->cb(p->ctx, err, NULL);
+                json_decref(err);
+            }
+        }
+        if (s->ping_sent != 0 &&
+            now - s->ping_sent >= a->cfg.pong_timeout_ms) {
+            session_close(s, PROTO_CLOSE_PING_TIMEOUT,
+                          "no pong within the keepalive timeout");
+            continue;
+        }
+        if (s->ping_sent == 0 &&
+            now - s->last_ping >= a->cfg.ping_interval_ms && s->ws) {
+            struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+            wslay_event_queue_msg(s->ws->ws_ctx, &ping);
+            s->ping_sent = now;
+            s->last_ping = now;
+            proceed(s);
+        }
+    }
+    if (now - a->last_flush >= a->cfg.seen_flush_ms) {
+        a->last_flush = now;
+        flush_seen(a);
+    }
+}
+
+/* ==== Public API ==== */
+
+struct agents *agents_new(struct master *m, const struct agents_config *c)
+{
+    struct agents *a = cp_calloc(1, sizeof(*a));
+    a->m = m;
+    a->cfg = *c;
+    a->last_flush = cp_mono_ms();
+    uv_timer_init(m->loop, &a->tick);
+    a->tick.data = a;
+    int tick = c->ping_interval_ms < 1000 ? 100 : 250;
+    uv_timer_start(&a->tick, on_tick, (uint64_t)tick, (uint64_t)tick);
+    return a;
+}
+
+void agents_free(struct agents *a)
+{
+    if (a == NULL)
+        return;
+    while (a->all != NULL) {
+        struct session *s = a->all;
+        s->refs = 0;
+        s->state = SESS_GONE;
+        if (s->ws != NULL) {
+            s->ws->data = NULL;
+            s->ws = NULL;
+        }
+        session_free(s);
+    }
+    cp_free(a);
+}
+
+void agents_close_node(struct agents *a, const char *node_row_id, int code,
+                       const char *reason)
+{
+    struct session *s = find(a, node_row_id);
+    if (s != NULL)
+        session_close(s, code, reason);
+}
+
+void agents_close_all(struct agents *a, int code, const char *reason)
+{
+    uv_timer_stop(&a->tick);
+    uv_close((uv_handle_t *)&a->tick, NULL);
+    for (struct session *s = a->all; s; s = s->next) {
+        if (s->state == SESS_OPEN || s->state == SESS_CHECKING)
+            session_close(s, code, reason);
+    }
+}
+
+int agents_count(const struct agents *a)
+{
+    return a->open_count;
+}
+
+int agents_request(struct agents *a, const char *node_row_id,
+                   const char *method, json_t *params, int timeout_ms,
+                   agents_reply_fn *cb, void *ctx)
+{
+    struct session *s = find(a, node_row_id);
+    if (s == NULL) {
+        json_decref(params);
+        return CP_ENOTFOUND;
+    }
+    struct pending *slot = NULL;
+    for (int i = 0; i < PROTO_MAX_OUTSTANDING && slot == NULL; i++) {
+        if (!s->pend[i].used)
+            slot = &s->pend[i];
+    }
+    if (slot == NULL) {
+        json_decref(params);
+        return CP_EAGAIN;
+    }
+    uint32_t id = ++s->next_id;
+    if (id == 0)
+        id = ++s->next_id;
+    slot->used = true;
+    slot->id = id;
+    slot->deadline = cp_mono_ms() + timeout_ms;
+    slot->cb = cb;
+    slot->ctx = ctx;
+    char *buf;
+    size_t len;
+    rpc_encode_request(id, method, params, &buf, &len);
+    json_decref(params);
+    send_frame(s, buf, len);
+    return 0;
+}
+
+int agents_notify(struct agents *a, const char *node_row_id,
+                  const char *method, json_t *params)
+{
+    struct session *s = find(a, node_row_id);
+    if (s == NULL) {
+        json_decref(params);
+        return CP_ENOTFOUND;
+    }
+    send_notify(s, method, params);
+    return 0;
+}
+
+struct info_job {
+    struct agents *a;
+    char grid_id[STORE_ID_LEN + 1];
+    char node_id[STORE_ID_LEN + 1];
+    struct store_node_list nodes;
+    struct store_grid grid;
+    int rc;
+};
+
+static void info_work(void *ctx)
+{
+    struct info_job *j = ctx;
+    struct store *st = j->a->m->store;
+    j->rc = ST_CALL(st, grid_get_by_id, j->grid_id, &j->grid);
+    if (j->rc == 0)
+        j->rc = ST_CALL(st, node_list, j->grid_id, &j->nodes);
+}
+
+static void info_done(void *ctx)
+{
+    struct info_job *j = ctx;
+    for (size_t i = 0; j->rc == 0 && i < j->nodes.len; i++) {
+        struct store_node *n = &j->nodes.items[i];
+        if (j->node_id[0] != '\0' && strcmp(j->node_id, n->id) != 0)
+            continue;
+        struct session *s = find(j->a, n->id);
+        if (s != NULL)
+            send_notify(s, PROTO_M_NODE_INFO,
+                        json_pack("[o]", nodes_info_json(n, &j->grid)));
+    }
+    store_node_list_release(&j->nodes);
+    store_grid_release(&j->grid);
+    cp_free(j);
+}
+
+void agents_push_node_info(struct agents *a, const char *grid_id,
+                           const char *node_row_id)
+{
+    struct info_job *j = cp_calloc(1, sizeof(*j));
+    j->a = a;
+    snprintf(j->grid_id, sizeof(j->grid_id), "%s", grid_id);
+    if (node_row_id != NULL)
+        snprintf(j->node_id, sizeof(j->node_id), "%s", node_row_id);
+    master_queue(a->m, info_work, info_done, j);
+}

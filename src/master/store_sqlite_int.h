@@ -1,0 +1,122 @@
+/* Internals shared by the SQLite backend's files: the connection pool,
+ * statement cache and transaction helpers. Nothing outside
+ * store_sqlite*.c includes this.
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_STORE_SQLITE_INT_H
+#define CP_STORE_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "store.h"
+
+#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_MAX_SUBSCRIBERS 64
+#define SQ_TOUCH_INTERVAL_MS 60000
+
+/* ==== Types ==== */
+
+struct cached_stmt {
+    const char *sql; /* identity: the address of a static string */
+    sqlite3_stmt *stmt;
+};
+
+struct conn {
+    sqlite3 *db;
+    struct cached_stmt *cache;
+    size_t ncache;
+    size_t cap;
+    struct conn *next; /* in the free pool */
+};
+
+struct subscriber {
+    int id; /* 0 = free slot */
+    store_feed_cb *cb;
+    void *ctx;
+};
+
+struct sq_store {
+    struct store base; /* must be first */
+    char *db_path;
+    pthread_mutex_t pool_mu;
+    struct conn *pool;
+    pthread_mutex_t feed_mu;
+    struct subscriber subs[SQ_MAX_SUBSCRIBERS];
+    int next_sub_id;
+};
+
+struct sq_store *sq(struct store *st);
+
+/* Maps the connection's last error to a CP_E* code, logging real
+ * failures once. */
+int sqlx_fail(struct conn *c, const char *what);
+/* The connection's cached statement for sql (a string literal: cached by
+ * address), prepared on first use; NULL (logged) on failure. */
+sqlite3_stmt *sqlx_prep(struct conn *c, const char *sql);
+/* Makes a cached statement ready for its next use. NULL is fine. */
+void sqlx_done(sqlite3_stmt *q);
+/* Steps q: 1 for a row, 0 when done, or a CP_E* code. */
+int sqlx_step(struct conn *c, sqlite3_stmt *q, const char *what);
+/* Steps a statement that returns no rows, then resets it. */
+int sqlx_run(struct conn *c, sqlite3_stmt *q, const char *what);
+void sqlx_bind_str(sqlite3_stmt *q, int i, const char *s);
+/* Column i as a new string, or NULL. */
+char *sqlx_col_str(sqlite3_stmt *q, int i);
+/* Copies column i into a fixed buffer, truncating. */
+void sqlx_col_fixed(sqlite3_stmt *q, int i, char *out, size_t size);
+int sqlx_exec(struct conn *c, const char *sql, const char *what);
+int sqlx_tx_begin(struct conn *c); /* BEGIN IMMEDIATE */
+int sqlx_tx_commit(struct conn *c);
+void sqlx_tx_rollback(struct conn *c);
+/* Takes a connection from the pool (NULL, logged, on failure). */
+struct conn *sqlx_conn_get(struct sq_store *s);
+/* Returns it, rolling back an open transaction. */
+void sqlx_conn_put(struct sq_store *s, struct conn *c);
+/* Runs a write whose parameters are the n strings of args; *changes (may
+ * be NULL) gets the number of rows it changed. */
+int sqlx_write_args(struct store *st, const char *sql,
+                    const char *const *args, int n, int *changes);
+
+#define CONN_OR_EIO(s, c)                                                      \
+    struct conn *c = sqlx_conn_get(s);                                              \
+    if (c == NULL)                                                             \
+    return CP_EIO
+
+#define ARGS(...)                                                              \
+    (const char *const[]){__VA_ARGS__},                                        \
+        (int)(sizeof((const char *const[]){__VA_ARGS__}) /                     \
+              sizeof(const char *))
+
+/* ==== store_sqlite_nodes.c ==== */
+int sqn_node_get(struct store *st, const char *id, struct store_node *out);
+int sqn_node_find(struct store *st, const char *grid_id, const char *key,
+                  struct store_node *out);
+int sqn_node_get_by_node_id(struct store *st, const char *node_id,
+                            struct store_node *out);
+int sqn_node_get_by_token_hash(struct store *st, const char *hash,
+                               struct store_node *out);
+int sqn_node_list(struct store *st, const char *grid_id,
+                  struct store_node_list *out);
+int sqn_node_create(struct store *st, const struct store_node *n,
+                    bool rename_on_clash, struct store_node *out,
+                    const char **field);
+int sqn_node_bind(struct store *st, const char *id, const char *node_id);
+int sqn_node_update(struct store *st, const struct store_node *n);
+int sqn_node_set_token(struct store *st, const char *id, const char *hash,
+                       const char *sealed);
+int sqn_node_delete(struct store *st, const char *id);
+int sqn_node_plug(struct store *st, const char *id, const char *master,
+                  int64_t connected_at, int64_t now, int64_t *gen);
+int sqn_node_unplug(struct store *st, const char *id, int64_t gen,
+                    int64_t now, int close_code, const char *reason);
+int sqn_node_set_info(struct store *st, const char *id, int64_t gen,
+                      const json_t *info, const char *agent_version,
+                      const json_t *labels);
+int sqn_node_add_stats(struct store *st, const char *id, const json_t *stats,
+                       int64_t at, int keep);
+int sqn_nodes_seen(struct store *st, struct store_node_seen *v, size_t n);
+int sqn_nodes_sweep(struct store *st, int64_t before, int64_t now,
+                    const char *except_master, int *marked);
+
+#endif
