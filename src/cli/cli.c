@@ -22,6 +22,8 @@ const struct cli_cmd cli_commands[] = {
     {"master", NULL, "<command>", "manage masters and logins", NULL, 0, 0, NULL,
      cmd_master},
     {"grid", NULL, "<command>", "manage grids", NULL, 0, 0, NULL, cmd_grid},
+    {"node", NULL, "<command>", "manage grid nodes", NULL, 0, 0, NULL,
+     cmd_node},
     {"whoami", NULL, "[options]", "show the current master, grid and user",
      whoami_opts, 0, 0, cmd_whoami, NULL},
     {"version", NULL, "", "show the cli and master versions", version_opts, 0,

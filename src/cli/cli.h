@@ -50,6 +50,9 @@ extern const struct cli_cmd cmd_grid[];
 extern const struct cli_cmd cmd_master_token[];
 extern const struct cli_cmd cmd_master_user[];
 extern const struct cli_cmd cmd_grid_user[];
+extern const struct cli_cmd cmd_node[];
+extern const struct cli_cmd cmd_node_label[];
+int cmd_grid_env(struct cli *cli, const struct args *a);
 int cmd_whoami(struct cli *cli, const struct args *a);
 int cmd_version(struct cli *cli, const struct args *a);
 
@@ -85,5 +88,20 @@ json_t *cli_call(struct cli *cli, struct client *c, const char *method,
 bool cli_stdin_is_tty(void);
 /* Asks a yes/no question on the terminal; false when stdin is not one. */
 bool cli_confirm(const char *question);
+
+/* Pure helpers of cmd_node.c, exported for the unit tests. */
+/* The agent's KONTENA_URI for a master url: http:// becomes ws://,
+ * https:// becomes wss://, anything else is kept (caller frees). */
+char *cmd_node_ws_url(const char *url);
+/* labels plus every label of add not already in it, order kept and
+ * duplicates dropped (new array). */
+json_t *cmd_node_labels_add(const json_t *labels, const char *const *add,
+                            size_t n);
+/* labels without those in rm (new array), or NULL with *missing set to
+ * the first label of rm that labels does not hold. */
+json_t *cmd_node_labels_remove(const json_t *labels, const char *const *rm,
+                               size_t n, const char **missing);
+/* A byte count as "1.50 GiB" (caller frees). */
+char *cmd_node_bytes(long long n);
 
 #endif

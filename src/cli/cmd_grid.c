@@ -566,6 +566,8 @@ const struct cli_cmd cmd_grid[] = {
      1, run_update, NULL},
     {"remove", "rm", "NAME [options]", "remove a grid", rm_opts, 1, 1, run_rm,
      NULL},
+    {"env", NULL, "[NAME]", "print the agent environment for a new node",
+     no_opts, 0, 1, cmd_grid_env, NULL},
     {"user", NULL, "<command>", "manage grid members", NULL, 0, 0, NULL,
      cmd_grid_user},
     {0}};

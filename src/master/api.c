@@ -11,6 +11,7 @@
 #include "../common/util.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,22 @@ static const struct api_route routes[] = {
     {API_DELETE, "/v1/grids/:grid", api_grid_delete,
      API_LOAD_GRID | API_MASTER_ADMIN},
     {API_GET, "/v1/grids/:grid/users", api_grid_users_list, API_LOAD_GRID},
+    {API_GET, "/v1/grids/:grid/nodes", api_nodes_list, API_LOAD_GRID},
+    {API_POST, "/v1/grids/:grid/nodes", api_nodes_create,
+     API_LOAD_GRID | API_GRID_ADMIN},
+    {API_GET, "/v1/nodes/:grid/:node", api_node_show, API_LOAD_GRID},
+    {API_PUT, "/v1/nodes/:grid/:node", api_node_update, API_LOAD_GRID},
+    {API_DELETE, "/v1/nodes/:grid/:node", api_node_delete,
+     API_LOAD_GRID | API_GRID_ADMIN},
+    {API_GET, "/v1/nodes/:grid/:node/health", api_node_health,
+     API_LOAD_GRID},
+    {API_GET, "/v1/nodes/:grid/:node/stats", api_node_stats, API_LOAD_GRID},
+    {API_GET, "/v1/nodes/:grid/:node/token", api_node_token_show,
+     API_LOAD_GRID | API_GRID_ADMIN},
+    {API_PUT, "/v1/nodes/:grid/:node/token", api_node_token_update,
+     API_LOAD_GRID | API_GRID_ADMIN},
+    {API_DELETE, "/v1/nodes/:grid/:node/token", api_node_token_delete,
+     API_LOAD_GRID | API_GRID_ADMIN},
     {API_POST, "/v1/grids/:grid/users", api_grid_users_add,
      API_LOAD_GRID | API_GRID_ADMIN},
     {API_DELETE, "/v1/grids/:grid/users/:email", api_grid_users_remove,
@@ -149,6 +166,16 @@ void api_field_error(struct api_res *res, const char *field,
     /* The first message for a field is the one users need. */
     if (json_object_get(errs, field) == NULL)
         json_object_set_new(errs, field, json_string(msg));
+}
+
+void api_field_errors(struct api_res *res, const json_t *errors)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)errors, k, v)
+    {
+        api_field_error(res, k, "%s", json_string_value(v));
+    }
 }
 
 bool api_failed(const struct api_res *res)

@@ -106,6 +106,8 @@ void api_error(struct api_res *res, int status, const char *fmt, ...)
 void api_field_error(struct api_res *res, const char *field,
                      const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Adds every field -> message of errors (an object) to the 422 hash. */
+void api_field_errors(struct api_res *res, const json_t *errors);
 /* True when res already holds an error. */
 bool api_failed(const struct api_res *res);
 /* Answers status with body (takes ownership of body). */
@@ -138,6 +140,9 @@ void api_user_current(struct api_req *req, struct api_res *res);
 void api_users_list(struct api_req *req, struct api_res *res);
 json_t *api_user_json(const struct store_user *u);
 /* api_grids.c */
+/* The grid token in clear (new string), or NULL (logged) when it cannot
+ * be opened. */
+char *api_grid_token(const struct master *m, const struct store_grid *g);
 void api_grids_list(struct api_req *req, struct api_res *res);
 void api_grids_create(struct api_req *req, struct api_res *res);
 void api_grid_show(struct api_req *req, struct api_res *res);
@@ -146,5 +151,17 @@ void api_grid_delete(struct api_req *req, struct api_res *res);
 void api_grid_users_list(struct api_req *req, struct api_res *res);
 void api_grid_users_add(struct api_req *req, struct api_res *res);
 void api_grid_users_remove(struct api_req *req, struct api_res *res);
+
+/* api_nodes.c */
+void api_nodes_list(struct api_req *req, struct api_res *res);
+void api_nodes_create(struct api_req *req, struct api_res *res);
+void api_node_show(struct api_req *req, struct api_res *res);
+void api_node_update(struct api_req *req, struct api_res *res);
+void api_node_delete(struct api_req *req, struct api_res *res);
+void api_node_health(struct api_req *req, struct api_res *res);
+void api_node_token_show(struct api_req *req, struct api_res *res);
+void api_node_token_update(struct api_req *req, struct api_res *res);
+void api_node_token_delete(struct api_req *req, struct api_res *res);
+void api_node_stats(struct api_req *req, struct api_res *res);
 
 #endif

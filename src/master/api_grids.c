@@ -17,7 +17,7 @@
 
 /* The grid token in clear, for members. NULL (logged) when the sealed
  * value cannot be opened, e.g. after VAULT_KEY changed. */
-static char *grid_token(const struct master *m, const struct store_grid *g)
+char *api_grid_token(const struct master *m, const struct store_grid *g)
 {
     char *plain = NULL;
     size_t len = 0;
@@ -45,7 +45,7 @@ static void grid_write(struct jw *w, const struct master *m,
     jw_key(w, "name");
     jw_str(w, g->name);
     jw_key(w, "token");
-    char *token = grid_token(m, g);
+    char *token = api_grid_token(m, g);
     jw_str(w, token);
     cp_free(token);
     jw_key(w, "initial_size");
@@ -169,9 +169,10 @@ void api_grids_create(struct api_req *req, struct api_res *res)
         api_field_error(res, "supernet", "must be an IPv4 CIDR like %s",
                         DEFAULT_SUPERNET);
     json_t *settings = json_object();
-    const char *field = NULL, *msg = NULL;
-    if (!valid_grid_settings(b, settings, &field, &msg))
-        api_field_error(res, field, "%s", msg);
+    json_t *errors = json_object();
+    valid_grid_settings(b, settings, errors);
+    api_field_errors(res, errors);
+    json_decref(errors);
     if (api_failed(res))
         goto out;
 
@@ -230,12 +231,14 @@ void api_grid_update(struct api_req *req, struct api_res *res)
     json_t *settings = json_deep_copy(req->grid.settings);
     if (settings == NULL)
         settings = json_object();
-    const char *field = NULL, *msg = NULL;
-    if (!valid_grid_settings(req->json, settings, &field, &msg)) {
-        api_field_error(res, field, "%s", msg);
+    json_t *errors = json_object();
+    if (!valid_grid_settings(req->json, settings, errors)) {
+        api_field_errors(res, errors);
+        json_decref(errors);
         json_decref(settings);
         return;
     }
+    json_decref(errors);
     json_decref(req->grid.settings);
     req->grid.settings = settings;
     req->grid.updated_at = cp_now_ms();

@@ -269,6 +269,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         agents_upgrade(m->agents, req, ws_key);
         goto done;
     }
+    if (req->entity.len > m->cfg.max_body) {
+        send_error(req, 413, "Request body too large", started, peer);
+        goto done;
+    }
     enum api_method method = parse_method(req->method);
     char *params[API_MAX_PARAMS] = {0};
     char *path = dup_iov(req->path_normalized);
@@ -354,7 +358,9 @@ struct http_server *http_start(struct master *m)
     s->m = m;
     h2o_config_init(&s->config);
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("kontena-master"));
-    s->config.max_request_entity_size = m->cfg.max_body;
+    /* h2o refuses bigger bodies itself, in plain text; keep its limit
+     * above ours so that a body just over our limit gets our JSON 413. */
+    s->config.max_request_entity_size = m->cfg.max_body * 2;
     h2o_hostconf_t *host = h2o_config_register_host(
         &s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

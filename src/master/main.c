@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agents.h"
 #include "config.h"
+#include "feed.h"
 #include "http.h"
 #include "master.h"
 #include "../common/alloc.h"
@@ -107,6 +108,10 @@ int main(int argc, char **argv)
         .stats_keep = 60,
     };
     m.agents = agents_new(&m, &ac);
+    if (feed_start(&m) != 0) {
+        master_release(&m);
+        return 1;
+    }
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {
@@ -121,6 +126,8 @@ int main(int argc, char **argv)
     cp_info("master: ready");
     uv_run(&loop, UV_RUN_DEFAULT);
     http_free(rt.http);
+    feed_stop(&m);
+    uv_run(&loop, UV_RUN_NOWAIT);
     agents_free(m.agents);
     m.agents = NULL;
     master_release(&m);

@@ -182,16 +182,16 @@ static bool check_logs(const json_t *v, const char **msg)
     return true;
 }
 
-bool valid_grid_settings(const json_t *body, json_t *out,
-                         const char **field, const char **msg)
+bool valid_grid_settings(const json_t *body, json_t *out, json_t *errors)
 {
+    const char *msg = NULL;
+    size_t before = json_object_size(errors);
     json_t *v = json_object_get(body, "default_affinity");
     if (v != NULL && !json_is_null(v)) {
-        if (!check_affinity(v, msg)) {
-            *field = "default_affinity";
-            return false;
-        }
-        json_object_set(out, "default_affinity", v);
+        if (!check_affinity(v, &msg))
+            json_object_set_new(errors, "default_affinity", json_string(msg));
+        else
+            json_object_set(out, "default_affinity", v);
     }
     v = json_object_get(body, "trusted_subnets");
     if (v != NULL && !json_is_null(v)) {
@@ -203,31 +203,29 @@ bool valid_grid_settings(const json_t *body, json_t *out,
             if (ok && !valid_cidr(json_string_value(e)))
                 ok = false;
         }
-        if (!ok) {
-            *field = "trusted_subnets";
-            *msg = "must be an array of IPv4 CIDRs like 192.168.0.0/24";
-            return false;
-        }
-        json_object_set(out, "trusted_subnets", v);
+        if (!ok)
+            json_object_set_new(
+                errors, "trusted_subnets",
+                json_string("must be an array of IPv4 CIDRs like "
+                            "192.168.0.0/24"));
+        else
+            json_object_set(out, "trusted_subnets", v);
     }
     v = json_object_get(body, "stats");
     if (v != NULL && !json_is_null(v)) {
-        if (!check_stats(v, msg)) {
-            *field = "stats";
-            return false;
-        }
-        json_object_set(out, "stats", v);
+        if (!check_stats(v, &msg))
+            json_object_set_new(errors, "stats", json_string(msg));
+        else
+            json_object_set(out, "stats", v);
     }
     v = json_object_get(body, "logs");
     if (v != NULL) {
-        if (json_is_null(v)) {
+        if (json_is_null(v))
             json_object_del(out, "logs");
-        } else if (!check_logs(v, msg)) {
-            *field = "logs";
-            return false;
-        } else {
+        else if (!check_logs(v, &msg))
+            json_object_set_new(errors, "logs", json_string(msg));
+        else
             json_object_set(out, "logs", v);
-        }
     }
-    return true;
+    return json_object_size(errors) == before;
 }

@@ -22,11 +22,10 @@ bool valid_token(const char *s);
 /* "host:port" or "host" with port 1..65535. */
 bool valid_host_port(const char *s);
 
-/* Validates and normalises the grid settings in body (keys
- * default_affinity, trusted_subnets, stats, logs) into out, an object
- * holding the current settings to update. On a bad value returns false and
- * names the field and the problem in *field and *msg (static strings). */
-bool valid_grid_settings(const json_t *body, json_t *out,
-                         const char **field, const char **msg);
+/* Validates the grid settings in body (keys default_affinity,
+ * trusted_subnets, stats, logs) and copies the good ones into out, an
+ * object holding the current settings. Every bad value adds
+ * field -> message to errors; returns true when none was bad. */
+bool valid_grid_settings(const json_t *body, json_t *out, json_t *errors);
 
 #endif

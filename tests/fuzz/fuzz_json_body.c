@@ -64,14 +64,14 @@ static void check_strings(const json_t *body)
 
 static void check_settings(const json_t *body)
 {
-    const char *field = NULL, *msg = NULL;
-
     /* As api_grids_create: fresh settings. */
     json_t *out = json_object();
-    if (!valid_grid_settings(body, out, &field, &msg)) {
-        if (field == NULL || msg == NULL)
+    json_t *errors = json_object();
+    if (!valid_grid_settings(body, out, errors)) {
+        if (json_object_size(errors) == 0)
             abort(); /* a refusal must name the field and the reason */
     }
+    json_decref(errors);
     char *dumped = cp_json_dump(out);
     json_t *again = cp_json_parse(dumped, strlen(dumped), NULL, 0);
     if (again == NULL)
@@ -85,11 +85,12 @@ static void check_settings(const json_t *body)
     out = json_pack("{s:[s],s:{s:s,s:{}},s:[s]}", "default_affinity",
                     "label==x", "logs", "forwarder", "fluentd", "opts",
                     "trusted_subnets", "10.0.0.0/8");
-    field = msg = NULL;
-    if (!valid_grid_settings(body, out, &field, &msg)) {
-        if (field == NULL || msg == NULL)
+    errors = json_object();
+    if (!valid_grid_settings(body, out, errors)) {
+        if (json_object_size(errors) == 0)
             abort();
     }
+    json_decref(errors);
     json_decref(out);
 }
 

@@ -1,0 +1,26 @@
+/* Signals between the parts of the master that run on different threads
+ * (and, with a shared store, on different masters): handlers publish on
+ * the store's change feed; this module brings each message to the loop
+ * thread and acts on it (close an agent socket, push node info).
+ *
+ * Channels and payloads (JSON):
+ *   agents.close     {"node": row id, "code": n, "reason": "..."}
+ *   agents.node_info {"grid": grid id, "node": row id or absent}
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_FEED_H
+#define CP_FEED_H
+
+#include "master.h"
+
+/* Subscribes to the store feed and starts delivering on m->loop. */
+int feed_start(struct master *m);
+/* Unsubscribes and closes the loop handle. */
+void feed_stop(struct master *m);
+
+/* Publishers (any thread). */
+void feed_close_agent(struct master *m, const char *node_row_id, int code,
+                      const char *reason);
+void feed_node_info(struct master *m, const char *grid_id,
+                    const char *node_row_id);
+
+#endif
