@@ -4,6 +4,7 @@
 #include "agents.h"
 #include "config.h"
 #include "feed.h"
+#include "jobs.h"
 #include "http.h"
 #include "master.h"
 #include "../common/alloc.h"
@@ -46,6 +47,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&rt->sigint);
     agents_close_all(rt->m->agents, PROTO_CLOSE_GOING_AWAY,
                      "master is shutting down");
+    jobs_stop(rt->m);
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -112,6 +114,7 @@ int main(int argc, char **argv)
         master_release(&m);
         return 1;
     }
+    jobs_start(&m);
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {

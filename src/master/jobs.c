@@ -1,0 +1,95 @@
+/* Housekeeping timers. Each job runs its store work on the worker pool and
+ * never overlaps itself.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "jobs.h"
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+#include <string.h>
+
+#define SWEEP_EVERY_MS 60000
+#define STALE_AFTER_MS 60000
+#define EXPIRE_EVERY_MS 600000
+
+struct job {
+    struct master *m;
+    uv_timer_t timer;
+    bool running;
+    bool first;
+    int count;
+    int rc;
+};
+
+static struct job sweep_job, expire_job;
+
+static void sweep_work(void *ctx)
+{
+    struct job *j = ctx;
+    int64_t now = cp_now_ms();
+    /* On the first run of a single-master store nothing but this process
+     * can hold a socket: every other "connected" row is stale. */
+    int64_t before = j->first ? now + 1 : now - STALE_AFTER_MS;
+    j->rc = ST_CALL(j->m->store, nodes_sweep, before, now, j->m->master_id,
+                    &j->count);
+}
+
+static void expire_work(void *ctx)
+{
+    struct job *j = ctx;
+    j->rc = ST_CALL(j->m->store, tokens_expire, cp_now_ms(), &j->count);
+}
+
+static void job_done(void *ctx)
+{
+    struct job *j = ctx;
+    j->running = false;
+    j->first = false;
+    if (j->rc != 0)
+        cp_warn("jobs: %s failed: %s",
+                j == &sweep_job ? "stale-node sweep" : "token expiry",
+                cp_strerror(j->rc));
+    else if (j->count > 0)
+        cp_info("jobs: %s: %d", j == &sweep_job
+                                    ? "nodes marked offline (stale)"
+                                    : "expired tokens removed",
+                j->count);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    if (j->running)
+        return;
+    j->running = true;
+    master_queue(j->m, j == &sweep_job ? sweep_work : expire_work, job_done,
+                 j);
+}
+
+static void start(struct job *j, struct master *m, uint64_t first,
+                  uint64_t every)
+{
+    memset(j, 0, sizeof(*j));
+    j->m = m;
+    uv_timer_init(m->loop, &j->timer);
+    j->timer.data = j;
+    uv_timer_start(&j->timer, on_timer, first, every);
+}
+
+void jobs_start(struct master *m)
+{
+    bool single = strncmp(m->cfg.store_url, "sqlite:", 7) == 0;
+    start(&sweep_job, m, single ? 0 : SWEEP_EVERY_MS, SWEEP_EVERY_MS);
+    sweep_job.first = single;
+    start(&expire_job, m, 5000, EXPIRE_EVERY_MS);
+}
+
+void jobs_stop(struct master *m)
+{
+    CP_UNUSED(m);
+    uv_timer_stop(&sweep_job.timer);
+    uv_timer_stop(&expire_job.timer);
+    uv_close((uv_handle_t *)&sweep_job.timer, NULL);
+    uv_close((uv_handle_t *)&expire_job.timer, NULL);
+}
