@@ -274,11 +274,11 @@ static json_t *form_parse(const char *s, size_t len)
             char *k = form_decode(s + i, eq - i);
             char *v = eq < end ? form_decode(s + eq + 1, end - eq - 1)
                                : cp_strdup("");
+            /* json_object_set_new checks the key is UTF-8, json_string
+             * the value; a bad one drops the pair. */
             json_t *jv = json_string(v);
-            if (jv != NULL && json_string(k) != NULL)
+            if (jv != NULL)
                 json_object_set_new(obj, k, jv);
-            else
-                json_decref(jv);
             cp_free(k);
             cp_free(v);
         }
