@@ -36,6 +36,7 @@ run_suite() { # name build-dir cmake-args...
 run_suite plain build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite sanitize build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
 fi

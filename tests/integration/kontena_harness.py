@@ -354,7 +354,24 @@ class Master:
                 self.proc.wait(timeout=5)
         _LIVE.discard(self)
         self._close_files()
+        self.check_sanitizers()
         return self.proc.returncode
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:", "WARNING: ThreadSanitizer")
+
+    def check_sanitizers(self):
+        """Fails when a sanitizer build of the master reported anything
+        (memory errors, leaks at exit, undefined behaviour)."""
+        if not self.stderr_path or not os.path.exists(self.stderr_path):
+            return
+        with open(self.stderr_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        for mark in self.SANITIZER_MARKS:
+            if mark in text:
+                at = text.index(mark)
+                raise MasterError("sanitizer report from kontena-master:\n%s"
+                                  % text[max(0, at - 200):at + 3000])
 
     def kill(self):
         """kill -9."""
