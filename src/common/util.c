@@ -191,7 +191,7 @@ int cp_buf_append(struct cp_buf *b, const void *data, size_t len)
     if (b->len + len > b->max)
         return CP_EINVAL;
     if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
+        size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + len + 1)
             cap *= 2;
         b->data = cp_realloc(b->data, cap);

@@ -21,8 +21,8 @@
 
 /* Longer, more specific patterns first: the first match wins. */
 static const struct api_route routes[] = {
-    {API_GET | API_HEAD, "/", api_root_get, API_PUBLIC},
-    {API_GET | API_HEAD, "/v1/ping", api_ping, API_PUBLIC},
+    {API_GET | API_HEAD, "/", api_root_get, API_PUBLIC | API_FAST_READ},
+    {API_GET | API_HEAD, "/v1/ping", api_ping, API_PUBLIC | API_FAST_READ},
     {API_POST, "/v1/auth", api_auth_legacy, API_PUBLIC},
     {API_POST, "/oauth2/token", api_oauth_token,
      API_PUBLIC | API_LOGIN | API_FORM_OK},
@@ -30,11 +30,11 @@ static const struct api_route routes[] = {
     {API_GET, "/oauth2/tokens", api_tokens_list, 0},
     {API_GET, "/oauth2/tokens/:id", api_token_show, 0},
     {API_DELETE, "/oauth2/tokens/:id", api_token_delete, 0},
-    {API_GET, "/v1/user", api_user_current, 0},
+    {API_GET, "/v1/user", api_user_current, API_FAST_READ},
     {API_GET, "/v1/users", api_users_list, API_USER_ADMIN},
-    {API_GET, "/v1/grids", api_grids_list, 0},
+    {API_GET, "/v1/grids", api_grids_list, API_FAST_READ},
     {API_POST, "/v1/grids", api_grids_create, API_MASTER_ADMIN},
-    {API_GET, "/v1/grids/:grid", api_grid_show, API_LOAD_GRID},
+    {API_GET, "/v1/grids/:grid", api_grid_show, API_LOAD_GRID | API_FAST_READ},
     {API_PUT, "/v1/grids/:grid", api_grid_update,
      API_LOAD_GRID | API_GRID_ADMIN},
     {API_DELETE, "/v1/grids/:grid", api_grid_delete,

@@ -10,19 +10,46 @@
 #include "../common/log.h"
 #include "../common/util.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define DEFAULT_SUBNET "10.81.0.0/16"
 #define DEFAULT_SUPERNET "10.80.0.0/12"
 
-/* The grid token in clear, for members. NULL (logged) when the sealed
- * value cannot be opened, e.g. after VAULT_KEY changed. */
+/* Opened grid tokens, by sealed text: every member's grid list shows the
+ * tokens, and opening ten of them per request showed in profiles. The
+ * sealed text fixes the plaintext (for the process's one key), so entries
+ * never go stale; a direct-mapped table bounds the memory. */
+#define OPENED_SLOTS 256
+static struct {
+    char *sealed;
+    char *plain;
+} opened[OPENED_SLOTS];
+static pthread_mutex_t opened_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned slot_of(const char *sealed)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = sealed; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % OPENED_SLOTS;
+}
+
 char *api_grid_token(const struct master *m, const struct store_grid *g)
 {
-    char *plain = NULL;
-    size_t len = 0;
     if (g->token_sealed == NULL)
         return NULL;
+    unsigned slot = slot_of(g->token_sealed);
+    char *hit = NULL;
+    pthread_mutex_lock(&opened_lock);
+    if (opened[slot].sealed != NULL &&
+        strcmp(opened[slot].sealed, g->token_sealed) == 0)
+        hit = cp_strdup(opened[slot].plain);
+    pthread_mutex_unlock(&opened_lock);
+    if (hit != NULL)
+        return hit;
+    char *plain = NULL;
+    size_t len = 0;
     int rc = cp_open(m->seal_key, g->token_sealed, &plain, &len);
     if (rc != 0) {
         cp_error("grids: cannot open the token of grid %s (%s): was the "
@@ -30,6 +57,12 @@ char *api_grid_token(const struct master *m, const struct store_grid *g)
                  g->name, cp_strerror(rc));
         return NULL;
     }
+    pthread_mutex_lock(&opened_lock);
+    cp_free(opened[slot].sealed);
+    cp_free(opened[slot].plain);
+    opened[slot].sealed = cp_strdup(g->token_sealed);
+    opened[slot].plain = cp_strdup(plain);
+    pthread_mutex_unlock(&opened_lock);
     return plain;
 }
 

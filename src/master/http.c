@@ -227,7 +227,7 @@ static void after_work_cb(uv_work_t *w, int status)
     }
     /* The request outlives this job when h2o is still sending: detach
      * the dispose hook so that it does not touch a freed job. */
-    if (req != NULL)
+    if (req != NULL && job->ref != NULL)
         job->ref->job = NULL;
     api_req_release(&job->in);
     api_res_release(&job->out);
@@ -325,6 +325,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                                   (int)req->authority.len,
                                   req->authority.base);
 
+    if ((route->flags & API_FAST_READ) && m->store_is_local) {
+        api_run(route, &job->in, &job->out);
+        s->inflight++;
+        after_work_cb(&job->work, 0);
+        goto done;
+    }
     struct job_ref *ref =
         h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_req_dispose);
     ref->job = job;

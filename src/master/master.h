@@ -30,6 +30,7 @@ struct master {
      * tokens): from VAULT_KEY, else from <data_dir>/master.key. */
     unsigned char seal_key[CP_KEY_LEN];
     bool vault_configured;
+    bool store_is_local; /* embedded store: cheap reads may run inline */
     int64_t started_at;
     struct ratelimit *login_limit; /* loop thread only */
     struct authcache *auth_cache;  /* thread-safe */
