@@ -50,7 +50,8 @@ char *cp__strdup(const char *s, const char *file, int line)
 char *cp__strndup(const char *s, size_t n, const char *file, int line)
 {
     char *p = cp__malloc(n + 1, file, line);
-    memcpy(p, s, n);
+    if (n > 0)
+        memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }

@@ -127,6 +127,41 @@ static bool scan_value(struct scan *s, int depth)
 
 /* ==== msgpack-c objects -> jansson ==== */
 
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629:
+ * no overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (len > n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    }
+    return len;
+}
+
 /* A string that is not valid UTF-8 (log lines can carry anything) keeps
  * its valid parts; each bad byte becomes U+FFFD. */
 static json_t *utf8_string(const char *p, size_t n)
@@ -138,13 +173,8 @@ static json_t *utf8_string(const char *p, size_t n)
     cp_buf_init(&b, n * 3 + 1);
     size_t i = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)p[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                                 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++)
-            ok = ((unsigned char)p[i + k] & 0xc0) == 0x80;
-        if (ok) {
+        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
+        if (len > 0) {
             cp_buf_append(&b, p + i, len);
             i += len;
         } else {
@@ -201,10 +231,16 @@ static json_t *to_json(const msgpack_object *o, const char **why)
                 return NULL;
             }
             char *key = cp_strndup(k->via.str.ptr, k->via.str.size);
+            if (strlen(key) != k->via.str.size) {
+                *why = "map key contains a NUL byte";
+                cp_free(key);
+                json_decref(m);
+                return NULL;
+            }
             json_t *v = to_json(&o->via.map.ptr[i].val, why);
-            if (v == NULL || strlen(key) != k->via.str.size ||
-                json_object_set_new(m, key, v) != 0) {
-                if (v != NULL && *why == NULL)
+            /* json_object_set_new takes v even when it refuses the key. */
+            if (v == NULL || json_object_set_new(m, key, v) != 0) {
+                if (v != NULL)
                     *why = "map key is not valid UTF-8";
                 cp_free(key);
                 json_decref(m);

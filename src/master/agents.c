@@ -69,6 +69,7 @@ struct session {
     int close_code;
     char *close_reason;
     int64_t close_deadline;
+    bool close_queued;
     /* Master -> agent requests in flight. */
     struct pending pend[PROTO_MAX_OUTSTANDING];
     uint32_t next_id;
@@ -212,6 +213,25 @@ static void fail_pending(struct session *s, const char *why)
 
 static void unplug(struct session *s, int code, const char *reason);
 
+/* Queues the close frame once the messages before it are out: wslay sends
+ * control frames ahead of queued data, and a refused agent must still get
+ * the /agent/master_info sent before its 4010. on_tick retries. */
+static void queue_close(struct session *s)
+{
+    if (s->close_queued || s->ws == NULL)
+        return;
+    if (wslay_event_get_queued_msg_count(s->ws->ws_ctx) > 0 &&
+        cp_mono_ms() < s->close_deadline - CLOSE_GRACE_MS / 2) {
+        proceed(s);
+        return;
+    }
+    s->close_queued = true;
+    wslay_event_queue_close(s->ws->ws_ctx, (uint16_t)s->close_code,
+                            (const uint8_t *)s->close_reason,
+                            strlen(s->close_reason));
+    proceed(s);
+}
+
 /* Starts closing with code; the socket goes after the peer's answer or
  * CLOSE_GRACE_MS. */
 static void session_close(struct session *s, int code, const char *reason)
@@ -231,11 +251,7 @@ static void session_close(struct session *s, int code, const char *reason)
     fail_pending(s, "agent connection closed");
     if (was_open)
         unplug(s, code, reason);
-    if (s->ws != NULL) {
-        wslay_event_queue_close(s->ws->ws_ctx, (uint16_t)code,
-                                (const uint8_t *)reason, strlen(reason));
-        proceed(s);
-    }
+    queue_close(s);
 }
 
 /* The socket is gone (h2o told us, or we gave up waiting). */
@@ -946,6 +962,8 @@ static void on_tick(uv_timer_t *t)
             session_gone(s);
             continue;
         }
+        if (s->state == SESS_CLOSING)
+            queue_close(s);
         if (s->state != SESS_OPEN)
             continue;
         for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
