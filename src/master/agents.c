@@ -43,6 +43,14 @@ struct pending {
     void *ctx;
 };
 
+#define EARLY_MAX 16
+
+struct early {
+    struct early *next;
+    size_t len;
+    uint8_t data[];
+};
+
 struct session {
     struct agents *hub;
     h2o_websocket_conn_t *ws; /* NULL once the socket is gone */
@@ -70,9 +78,18 @@ struct session {
     char *close_reason;
     int64_t close_deadline;
     bool close_queued;
-    /* Master -> agent requests in flight. */
-    struct pending pend[PROTO_MAX_OUTSTANDING];
+    /* Master -> agent requests in flight: allocated on first use, so an
+     * idle session stays small (10,000 agents). */
+    struct pending *pend;
+    int npend;
     uint32_t next_id;
+    /* Frames that arrived while the session was being checked; run once
+     * it is accepted (agents send /nodes/update right after the 101). */
+    struct early *early_head, *early_tail;
+    int nearly;
+    /* The last /nodes/update written for this connection: an unchanged
+     * one (every 60 s) is answered without a store write. */
+    char update_hash[65];
 };
 
 struct agents {
@@ -84,6 +101,20 @@ struct agents {
     uv_timer_t tick;
     int64_t last_flush;
     bool flushing;
+    /* /nodes/stats kept on the loop and written in one transaction per
+     * flush (one fsync for every node, not one per node). */
+    struct stats_entry *stats;
+    size_t nstats, cap_stats;
+    bool stats_flushing;
+    bool stats_dropped;
+};
+
+#define STATS_MAX_PENDING 50000
+
+struct stats_entry {
+    char row_id[STORE_ID_LEN + 1];
+    json_t *stats;
+    int64_t at;
 };
 
 /* ==== Session table ==== */
@@ -138,6 +169,12 @@ static void session_free(struct session *s)
     cp_free(s->peer);
     cp_free(s->name);
     cp_free(s->close_reason);
+    cp_free(s->pend);
+    while (s->early_head != NULL) {
+        struct early *e = s->early_head;
+        s->early_head = e->next;
+        cp_free(e);
+    }
     cp_free(s);
 }
 
@@ -200,11 +237,12 @@ static void send_response(struct session *s, uint32_t id, json_t *error,
 /* Fails every request in flight (the session is going away). */
 static void fail_pending(struct session *s, const char *why)
 {
-    for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+    for (int i = 0; s->npend > 0 && i < PROTO_MAX_OUTSTANDING; i++) {
         struct pending *p = &s->pend[i];
         if (!p->used)
             continue;
         p->used = false;
+        s->npend--;
         json_t *err = rpc_error(PROTO_ERR_TIMEOUT, why);
         p->cb(p->ctx, err, NULL);
         json_decref(err);
@@ -517,6 +555,8 @@ static void accept_work(void *ctx)
 }
 
 static void accept_done(void *ctx);
+static void on_message(struct session *s, const uint8_t *data, size_t len);
+static void run_early(struct session *s);
 
 static void start_accept(struct session *s)
 {
@@ -573,6 +613,7 @@ static void accept_done(void *ctx)
                     json_pack("[{s:s}]", "version", KONTENA_VERSION));
         send_notify(s, PROTO_M_NODE_INFO,
                     json_pack("[o]", nodes_info_json(&j->node, &j->grid)));
+        run_early(s);
     }
     store_node_release(&j->node);
     store_grid_release(&j->grid);
@@ -598,6 +639,7 @@ struct call {
     json_t *result;
     int close_code; /* close the session after answering */
     const char *close_reason;
+    char update_hash[65]; /* /nodes/update: hash of the payload */
 };
 
 typedef void call_fn(struct call *c);
@@ -652,28 +694,12 @@ static void do_nodes_get(struct call *c)
     store_grid_release(&g);
 }
 
-static void do_nodes_stats(struct call *c)
-{
-    json_t *stats = json_array_get(c->params, 1);
-    if (!json_is_object(stats)) {
-        call_error(c, 400, "params must be [node_id, stats]");
-        return;
-    }
-    int rc = ST_CALL(c->m->store, node_add_stats, c->row_id, stats,
-                     cp_now_ms(), c->cfg.stats_keep);
-    if (rc != 0)
-        call_error(c, 500, cp_strerror(rc));
-    else
-        c->result = json_object();
-}
-
 static const struct {
     const char *method;
     call_fn *fn;
 } calls[] = {
     {PROTO_M_NODES_UPDATE, do_nodes_update},
     {PROTO_M_NODES_GET, do_nodes_get},
-    {PROTO_M_NODES_STATS, do_nodes_stats},
 };
 
 struct call_job {
@@ -692,6 +718,8 @@ static void call_done(void *ctx)
     struct call_job *j = ctx;
     struct session *s = j->c.s;
     if (s->state == SESS_OPEN) {
+        if (j->c.update_hash[0] != '\0' && j->c.error == NULL)
+            memcpy(s->update_hash, j->c.update_hash, sizeof(s->update_hash));
         if (j->c.is_request) {
             send_response(s, j->c.id, j->c.error,
                           j->c.error ? NULL
@@ -714,16 +742,43 @@ static void call_done(void *ctx)
 
 static void on_reply(struct session *s, struct rpc_msg *msg)
 {
-    for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+    for (int i = 0; s->npend > 0 && i < PROTO_MAX_OUTSTANDING; i++) {
         struct pending *p = &s->pend[i];
         if (p->used && p->id == msg->id) {
             p->used = false;
+            s->npend--;
             p->cb(p->ctx, msg->error, msg->result);
             return;
         }
     }
     cp_debug("agents: reply %u from %s matches no request", msg->id,
              s->name);
+}
+
+/* /nodes/stats [node_id, stats]: kept for the next batched write. */
+static void keep_stats(struct session *s, const struct rpc_msg *msg)
+{
+    struct agents *a = s->hub;
+    json_t *stats = json_array_get(msg->params, 1);
+    if (!json_is_object(stats)) {
+        cp_warn("agents: bad /nodes/stats from %s", s->name);
+        return;
+    }
+    if (a->nstats >= STATS_MAX_PENDING) {
+        if (!a->stats_dropped)
+            cp_warn("agents: node stats are arriving faster than they can "
+                    "be written; dropping some");
+        a->stats_dropped = true;
+        return;
+    }
+    if (a->nstats == a->cap_stats) {
+        a->cap_stats = a->cap_stats ? a->cap_stats * 2 : 256;
+        a->stats = cp_realloc(a->stats, a->cap_stats * sizeof(*a->stats));
+    }
+    struct stats_entry *e = &a->stats[a->nstats++];
+    memcpy(e->row_id, s->row_id, sizeof(e->row_id));
+    e->stats = json_incref(stats);
+    e->at = cp_now_ms();
 }
 
 static void on_message(struct session *s, const uint8_t *data, size_t len)
@@ -744,6 +799,23 @@ static void on_message(struct session *s, const uint8_t *data, size_t len)
         on_reply(s, &msg);
         rpc_msg_release(&msg);
         return;
+    }
+    if (strcmp(msg.method, PROTO_M_NODES_STATS) == 0) {
+        keep_stats(s, &msg);
+        rpc_msg_release(&msg);
+        return;
+    }
+    char update_hash[65] = "";
+    if (strcmp(msg.method, PROTO_M_NODES_UPDATE) == 0) {
+        char *dump = cp_json_dump(msg.params);
+        cp_sha256_hex(dump, strlen(dump), update_hash);
+        cp_free(dump);
+        if (strcmp(update_hash, s->update_hash) == 0) {
+            if (msg.kind == PROTO_REQUEST)
+                send_response(s, msg.id, NULL, json_object());
+            rpc_msg_release(&msg);
+            return;
+        }
     }
     call_fn *fn = NULL;
     for (size_t i = 0; i < CP_ARRAY_LEN(calls); i++) {
@@ -772,6 +844,7 @@ static void on_message(struct session *s, const uint8_t *data, size_t len)
     j->c.gen = s->gen;
     j->c.is_request = msg.kind == PROTO_REQUEST;
     j->c.id = msg.id;
+    memcpy(j->c.update_hash, update_hash, sizeof(update_hash));
     j->c.params = msg.params;
     msg.params = NULL;
     rpc_msg_release(&msg);
@@ -780,6 +853,40 @@ static void on_message(struct session *s, const uint8_t *data, size_t len)
 }
 
 /* ==== WebSocket callbacks ==== */
+
+static void keep_early(struct session *s, const uint8_t *data, size_t len)
+{
+    if (s->nearly >= EARLY_MAX) {
+        session_close(s, PROTO_CLOSE_PROTOCOL,
+                      "too many messages before the connection was "
+                      "accepted");
+        return;
+    }
+    struct early *e = cp_malloc(sizeof(*e) + len);
+    e->next = NULL;
+    e->len = len;
+    memcpy(e->data, data, len);
+    if (s->early_tail)
+        s->early_tail->next = e;
+    else
+        s->early_head = e;
+    s->early_tail = e;
+    s->nearly++;
+}
+
+/* Runs the frames kept while the session was checked, in order. */
+static void run_early(struct session *s)
+{
+    while (s->early_head != NULL && s->state == SESS_OPEN) {
+        struct early *e = s->early_head;
+        s->early_head = e->next;
+        if (s->early_head == NULL)
+            s->early_tail = NULL;
+        s->nearly--;
+        on_message(s, e->data, e->len);
+        cp_free(e);
+    }
+}
 
 static void on_ws(h2o_websocket_conn_t *ws,
                   const struct wslay_event_on_msg_recv_arg *arg)
@@ -812,6 +919,8 @@ static void on_ws(h2o_websocket_conn_t *ws,
     case WSLAY_BINARY_FRAME:
         if (s->state == SESS_OPEN)
             on_message(s, arg->msg, arg->msg_length);
+        else if (s->state == SESS_CHECKING)
+            keep_early(s, arg->msg, arg->msg_length);
         return;
     default:
         return;
@@ -951,6 +1060,55 @@ static void flush_seen(struct agents *a)
     master_queue(a->m, seen_work, seen_done, j);
 }
 
+struct stats_job {
+    struct agents *a;
+    struct stats_entry *v;
+    size_t n;
+    int rc;
+};
+
+static void stats_work(void *ctx)
+{
+    struct stats_job *j = ctx;
+    struct store_node_stats *w = cp_calloc(j->n, sizeof(*w));
+    for (size_t i = 0; i < j->n; i++) {
+        w[i].id = j->v[i].row_id;
+        w[i].stats = j->v[i].stats;
+        w[i].at = j->v[i].at;
+    }
+    j->rc = ST_CALL(j->a->m->store, nodes_add_stats, w, j->n,
+                    j->a->cfg.stats_keep);
+    cp_free(w);
+}
+
+static void stats_done(void *ctx)
+{
+    struct stats_job *j = ctx;
+    if (j->rc != 0)
+        cp_warn("agents: writing %zu node stats failed: %s", j->n,
+                cp_strerror(j->rc));
+    for (size_t i = 0; i < j->n; i++)
+        json_decref(j->v[i].stats);
+    cp_free(j->v);
+    j->a->stats_flushing = false;
+    cp_free(j);
+}
+
+static void flush_stats(struct agents *a)
+{
+    if (a->nstats == 0 || a->stats_flushing)
+        return;
+    struct stats_job *j = cp_calloc(1, sizeof(*j));
+    j->a = a;
+    j->v = a->stats;
+    j->n = a->nstats;
+    a->stats = NULL;
+    a->nstats = a->cap_stats = 0;
+    a->stats_dropped = false;
+    a->stats_flushing = true;
+    master_queue(a->m, stats_work, stats_done, j);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct agents *a = t->data;
@@ -966,10 +1124,11 @@ static void on_tick(uv_timer_t *t)
             queue_close(s);
         if (s->state != SESS_OPEN)
             continue;
-        for (int i = 0; i < PROTO_MAX_OUTSTANDING; i++) {
+        for (int i = 0; s->npend > 0 && i < PROTO_MAX_OUTSTANDING; i++) {
             struct pending *p = &s->pend[i];
             if (p->used && now >= p->deadline) {
                 p->used = false;
+                s->npend--;
                 json_t *err = rpc_error(PROTO_ERR_TIMEOUT,
                                         "agent did not answer in time");
                 p->cb(p->ctx, err, NULL);
@@ -994,6 +1153,7 @@ static void on_tick(uv_timer_t *t)
     if (now - a->last_flush >= a->cfg.seen_flush_ms) {
         a->last_flush = now;
         flush_seen(a);
+        flush_stats(a);
     }
 }
 
@@ -1026,6 +1186,9 @@ void agents_free(struct agents *a)
         }
         session_free(s);
     }
+    for (size_t i = 0; i < a->nstats; i++)
+        json_decref(a->stats[i].stats);
+    cp_free(a->stats);
     cp_free(a);
 }
 
@@ -1062,6 +1225,8 @@ int agents_request(struct agents *a, const char *node_row_id,
         return CP_ENOTFOUND;
     }
     struct pending *slot = NULL;
+    if (s->pend == NULL)
+        s->pend = cp_calloc(PROTO_MAX_OUTSTANDING, sizeof(*s->pend));
     for (int i = 0; i < PROTO_MAX_OUTSTANDING && slot == NULL; i++) {
         if (!s->pend[i].used)
             slot = &s->pend[i];
@@ -1074,6 +1239,7 @@ int agents_request(struct agents *a, const char *node_row_id,
     if (id == 0)
         id = ++s->next_id;
     slot->used = true;
+    s->npend++;
     slot->id = id;
     slot->deadline = cp_mono_ms() + timeout_ms;
     slot->cb = cb;

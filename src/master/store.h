@@ -161,6 +161,13 @@ struct store_node_list {
     size_t len;
 };
 
+/* One entry of a batched stats write. */
+struct store_node_stats {
+    const char *id;
+    const json_t *stats;
+    int64_t at;
+};
+
 /* One entry of a batched last-seen write; ok tells whether the write
  * found the node still on that generation. */
 struct store_node_seen {
@@ -316,6 +323,11 @@ struct store_ops {
      * history (keep per node). */
     int (*node_add_stats)(struct store *st, const char *id,
                           const json_t *stats, int64_t at, int keep);
+    /* The same for many nodes in one transaction (rows of nodes that no
+     * longer exist are skipped). */
+    int (*nodes_add_stats)(struct store *st,
+                           const struct store_node_stats *v, size_t n,
+                           int keep);
     /* Writes last_seen_at for many nodes in one transaction; each entry's
      * ok says whether its generation was still current. */
     int (*nodes_seen)(struct store *st, struct store_node_seen *v, size_t n);

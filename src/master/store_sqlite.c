@@ -1575,6 +1575,7 @@ const struct store_ops store_sqlite_ops = {
     .node_unplug = sqn_node_unplug,
     .node_set_info = sqn_node_set_info,
     .node_add_stats = sqn_node_add_stats,
+    .nodes_add_stats = sqn_nodes_add_stats,
     .nodes_seen = sqn_nodes_seen,
     .nodes_sweep = sqn_nodes_sweep,
     .bootstrap_codes_delete = sq_bootstrap_codes_delete,

@@ -115,6 +115,8 @@ int sqn_node_set_info(struct store *st, const char *id, int64_t gen,
                       const json_t *labels);
 int sqn_node_add_stats(struct store *st, const char *id, const json_t *stats,
                        int64_t at, int keep);
+int sqn_nodes_add_stats(struct store *st, const struct store_node_stats *v,
+                        size_t n, int keep);
 int sqn_nodes_seen(struct store *st, struct store_node_seen *v, size_t n);
 int sqn_nodes_sweep(struct store *st, int64_t before, int64_t now,
                     const char *except_master, int *marked);

@@ -436,57 +436,84 @@ out:
     return rc;
 }
 
-int sqn_node_add_stats(struct store *st, const char *id, const json_t *stats,
-                       int64_t at, int keep)
+/* Writes one node's stats inside the caller's transaction. */
+static int add_stats(struct conn *c, const char *id, const json_t *stats,
+                     int64_t at, int keep)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
     char *text = cp_json_dump(stats);
-    int rc = sqlx_tx_begin(c);
-    sqlite3_stmt *q = NULL;
-    if (rc != 0)
-        goto out;
-    q = sqlx_prep(c, "UPDATE host_nodes SET stats=?2 WHERE id=?1");
+    int rc = CP_EIO;
+    sqlite3_stmt *q = sqlx_prep(c, "UPDATE host_nodes SET stats=?2 "
+                                   "WHERE id=?1");
     if (q == NULL)
-        goto eio;
+        goto out;
     sqlx_bind_str(q, 1, id);
     sqlx_bind_str(q, 2, text);
     rc = sqlx_run(c, q, "node stats");
-    if (rc == 0 && sqlite3_changes(c->db) == 0)
-        rc = CP_ENOTFOUND;
     if (rc != 0)
-        goto fail;
+        goto out;
+    if (sqlite3_changes(c->db) == 0) {
+        rc = CP_ENOTFOUND;
+        goto out;
+    }
+    rc = CP_EIO;
     q = sqlx_prep(c, "INSERT INTO host_node_stats(node_id, stats, created_at)"
                      " VALUES(?,?,?)");
     if (q == NULL)
-        goto eio;
+        goto out;
     sqlx_bind_str(q, 1, id);
     sqlx_bind_str(q, 2, text);
     sqlite3_bind_int64(q, 3, at);
     rc = sqlx_run(c, q, "node stats history");
     if (rc != 0)
-        goto fail;
+        goto out;
+    rc = CP_EIO;
     /* Bounded history: keep the newest rows of this node only. */
     q = sqlx_prep(c, "DELETE FROM host_node_stats WHERE node_id=?1 AND id <= "
                      "(SELECT id FROM host_node_stats WHERE node_id=?1 "
                      "ORDER BY id DESC LIMIT 1 OFFSET ?2)");
     if (q == NULL)
-        goto eio;
+        goto out;
     sqlx_bind_str(q, 1, id);
     sqlite3_bind_int(q, 2, keep > 0 ? keep : 1);
     rc = sqlx_run(c, q, "node stats trim");
+out:
+    cp_free(text);
+    return rc;
+}
+
+int sqn_node_add_stats(struct store *st, const char *id, const json_t *stats,
+                       int64_t at, int keep)
+{
+    struct store_node_stats one = {id, stats, at};
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = sqlx_tx_begin(c);
+    if (rc == 0)
+        rc = add_stats(c, one.id, one.stats, one.at, keep);
     if (rc == 0)
         rc = sqlx_tx_commit(c);
-    if (rc == 0)
-        goto out;
-    goto fail;
-eio:
-    rc = CP_EIO;
-fail:
-    sqlx_tx_rollback(c);
-out:
+    if (rc != 0)
+        sqlx_tx_rollback(c);
     sqlx_conn_put(s, c);
-    cp_free(text);
+    return rc;
+}
+
+int sqn_nodes_add_stats(struct store *st, const struct store_node_stats *v,
+                        size_t n, int keep)
+{
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = sqlx_tx_begin(c);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = add_stats(c, v[i].id, v[i].stats, v[i].at, keep);
+        if (rc == CP_ENOTFOUND)
+            rc = 0; /* the node was removed meanwhile */
+    }
+    if (rc == 0)
+        rc = sqlx_tx_commit(c);
+    if (rc != 0)
+        sqlx_tx_rollback(c);
+    sqlx_conn_put(s, c);
     return rc;
 }
 

@@ -1,0 +1,127 @@
+/* kontena-agent: read the environment, then run the WebSocket link to the
+ * master with the RPC layer on top until SIGTERM/SIGINT (exit 0) or a
+ * final close code from the master (exit 1). Bad settings exit 2.
+ * SPDX-License-Identifier: Apache-2.0 */
+#include "agent.h"
+#include "config.h"
+#include "engine.h"
+#include "link.h"
+#include "../common/alloc.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "../common/version.h"
+
+#include <stdio.h>
+
+extern char **environ;
+
+/* Glue between the link's callbacks and the agent. The agent is created
+ * before the link, so both pointers are set by the time any callback
+ * runs. */
+struct glue {
+    struct agent *agent;
+    struct link *link;
+};
+
+static int io_send(void *ctx, char *buf, size_t len)
+{
+    struct glue *g = ctx;
+    return link_send(g->link, buf, len);
+}
+
+static void io_set_header(void *ctx, const char *name, const char *value)
+{
+    struct glue *g = ctx;
+    link_set_header(g->link, name, value);
+}
+
+static int on_before_connect(void *ctx)
+{
+    struct glue *g = ctx;
+    return agent_before_connect(g->agent);
+}
+
+static void on_open(void *ctx)
+{
+    struct glue *g = ctx;
+    agent_on_open(g->agent, cp_mono_ms());
+}
+
+static int on_message(void *ctx, const void *buf, size_t len)
+{
+    struct glue *g = ctx;
+    return agent_on_message(g->agent, buf, len);
+}
+
+static void on_close(void *ctx, int code, const char *reason)
+{
+    CP_UNUSED(code);
+    CP_UNUSED(reason);
+    struct glue *g = ctx;
+    agent_on_close(g->agent);
+}
+
+static void on_tick(void *ctx)
+{
+    struct glue *g = ctx;
+    agent_tick(g->agent, cp_mono_ms());
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_config cfg;
+    char err[512] = "";
+    cp_log_install_crash_handler();
+    if (agent_config_parse(&cfg, environ, argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kontena-agent: %s\n", err);
+        return 2;
+    }
+    switch (cfg.command) {
+    case AGENT_CMD_HELP:
+        fputs(agent_config_usage, stdout);
+        agent_config_release(&cfg);
+        return 0;
+    case AGENT_CMD_VERSION:
+        printf("kontena-agent %s\n", KONTENA_VERSION);
+        agent_config_release(&cfg);
+        return 0;
+    case AGENT_CMD_RUN:
+        break;
+    }
+    cp_log_level = cfg.log_level;
+    cp_trace_mask = cfg.trace;
+    cp_info("agent: kontena-agent %s starting; master %s, engine %s",
+            KONTENA_VERSION, cfg.uri.url, cfg.docker_socket);
+
+    int status = 1;
+    struct glue g = {0};
+    struct engine *engine = engine_new(cfg.docker_socket);
+    struct agent_io io = {
+        .ctx = &g, .send = io_send, .set_header = io_set_header};
+    g.agent = agent_new(&cfg, engine, &io);
+    struct link_options opt = {
+        .uri = &cfg.uri,
+        .ssl_verify = cfg.ssl_verify,
+        .ping_interval_s = cfg.ping_interval_s,
+        .pong_timeout_s = cfg.ws_timeout_s,
+    };
+    struct link_handler h = {
+        .ctx = &g,
+        .before_connect = on_before_connect,
+        .on_open = on_open,
+        .on_message = on_message,
+        .on_close = on_close,
+        .on_tick = on_tick,
+    };
+    g.link = link_new(&opt, &h);
+    if (g.link == NULL)
+        goto out;
+    status = link_run(g.link);
+    cp_info("agent: stopped (exit status %d)", status);
+out:
+    link_free(g.link);
+    agent_free(g.agent);
+    engine_free(engine);
+    agent_config_release(&cfg);
+    return status;
+}
