@@ -477,10 +477,11 @@ static void on_rpc(struct agent *a, const uint8_t *data, size_t len)
     } else if (m.kind == PROTO_NOTIFY) {
         if (strcmp(m.method, PROTO_M_MASTER_INFO) == 0) {
             s->master_info++;
-            /* master_info marks acceptance. The master drops frames that
-             * arrive while it checks the handshake, so a first update
-             * still unanswered now was lost: count it and send again
-             * (a real agent would wait update_interval). */
+            /* master_info marks acceptance. The master keeps frames that
+             * arrive while it checks the handshake and answers them right
+             * after master_info and node_info; with -W 1 an update still
+             * unanswered now is sent again anyway (a check on masters
+             * that drop early frames). */
             if (s->resend_on_info && a->state == AG_OPEN && a->update_id != 0 &&
                 !a->resent_on_info) {
                 a->resent_on_info = true;
@@ -929,7 +930,7 @@ static void usage(void)
             "(0)\n"
             "  -A SECS      give up on an agent not accepted by then (60)\n"
             "  -R SECS      resend an unanswered first /nodes/update (5)\n"
-            "  -W 0|1       resend it at once on /agent/master_info (1)\n"
+            "  -W 0|1       resend it at once on /agent/master_info (0)\n"
             "  -t TAG       4 hex digits in every node id (random); reuse a\n"
             "               tag to reconnect the nodes of an earlier run\n");
     exit(2);
@@ -982,7 +983,7 @@ int main(int argc, char **argv)
     s->accept_timeout_s = 60;
     s->resend_s = 5;
     s->ping_timeout_s = 10;
-    s->resend_on_info = true;
+    s->resend_on_info = false;
     int opt;
     while ((opt = getopt(argc, argv, "a:T:n:c:g:u:s:p:d:A:R:W:t:")) != -1) {
         switch (opt) {
