@@ -13,6 +13,7 @@
  * from a superseded socket changes nothing (issues #1948, #2183).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agents.h"
+#include "agent_calls.h"
 #include "nodes.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
@@ -623,88 +624,9 @@ static void accept_done(void *ctx)
 
 /* ==== Agent -> master calls (spec 4.5) ==== */
 
-/* A call runs on a worker with a snapshot of the session's identity. */
-struct call {
-    struct session *s;
-    struct master *m;
-    struct agents_config cfg;
-    char row_id[STORE_ID_LEN + 1];
-    char grid_id[STORE_ID_LEN + 1];
-    int64_t gen;
-    bool is_request;
-    uint32_t id;
-    json_t *params;
-    /* Results. */
-    json_t *error;
-    json_t *result;
-    int close_code; /* close the session after answering */
-    const char *close_reason;
-    char update_hash[65]; /* /nodes/update: hash of the payload */
-};
-
-typedef void call_fn(struct call *c);
-
-static void call_error(struct call *c, int code, const char *msg)
-{
-    json_decref(c->error);
-    c->error = rpc_error(code, msg);
-}
-
-static void do_nodes_update(struct call *c)
-{
-    json_t *payload = json_array_get(c->params, 1);
-    if (!json_is_object(payload)) {
-        call_error(c, 400, "params must be [node_id, info]");
-        return;
-    }
-    json_t *facts = nodes_facts_from_update(payload);
-    const char *version = cp_json_str(payload, "AgentVersion");
-    json_t *labels = json_object_get(payload, "Labels");
-    if (!cp_json_is_string_array(labels))
-        labels = NULL;
-    int rc = ST_CALL(c->m->store, node_set_info, c->row_id, c->gen, facts,
-                     version, labels && json_array_size(labels) ? labels
-                                                                : NULL);
-    json_decref(facts);
-    if (rc == CP_ECONFLICT) {
-        c->close_code = PROTO_CLOSE_SUPERSEDED;
-        c->close_reason = "superseded by a newer connection of this node";
-        call_error(c, 409, "connection superseded");
-        return;
-    }
-    if (rc != 0) {
-        call_error(c, 500, cp_strerror(rc));
-        return;
-    }
-    c->result = json_object();
-}
-
-static void do_nodes_get(struct call *c)
-{
-    struct store_node n = {0};
-    struct store_grid g = {0};
-    int rc = ST_CALL(c->m->store, node_get, c->row_id, &n);
-    if (rc == 0)
-        rc = ST_CALL(c->m->store, grid_get_by_id, n.grid_id, &g);
-    if (rc != 0)
-        call_error(c, rc == CP_ENOTFOUND ? 404 : 500, cp_strerror(rc));
-    else
-        c->result = nodes_json(&n, &g, NULL);
-    store_node_release(&n);
-    store_grid_release(&g);
-}
-
-static const struct {
-    const char *method;
-    call_fn *fn;
-} calls[] = {
-    {PROTO_M_NODES_UPDATE, do_nodes_update},
-    {PROTO_M_NODES_GET, do_nodes_get},
-};
-
 struct call_job {
-    struct call c;
-    call_fn *fn;
+    struct agent_call c;
+    agent_call_fn *fn;
 };
 
 static void call_work(void *ctx)
@@ -817,11 +739,7 @@ static void on_message(struct session *s, const uint8_t *data, size_t len)
             return;
         }
     }
-    call_fn *fn = NULL;
-    for (size_t i = 0; i < CP_ARRAY_LEN(calls); i++) {
-        if (strcmp(calls[i].method, msg.method) == 0)
-            fn = calls[i].fn;
-    }
+    agent_call_fn *fn = agent_calls_find(msg.method);
     if (fn == NULL) {
         if (msg.kind == PROTO_REQUEST)
             send_response(s, msg.id,

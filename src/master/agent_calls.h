@@ -1,0 +1,41 @@
+/* Agent -> master call handlers and their table (see agent_calls.c).
+ * SPDX-License-Identifier: Apache-2.0 */
+#ifndef CP_AGENT_CALLS_H
+#define CP_AGENT_CALLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agents.h"
+#include "master.h"
+
+struct session;
+
+/* One call from an agent, as a worker sees it. */
+struct agent_call {
+    struct session *s;
+    struct master *m;
+    struct agents_config cfg;
+    char row_id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    int64_t gen;
+    bool is_request;
+    uint32_t id;
+    json_t *params;
+    /* Results. */
+    json_t *error;
+    json_t *result;
+    int close_code; /* close the session after answering */
+    const char *close_reason;
+    char update_hash[65]; /* /nodes/update: hash of the payload */
+};
+
+typedef void agent_call_fn(struct agent_call *c);
+
+/* The handler for method, or NULL (the caller answers 501). */
+agent_call_fn *agent_calls_find(const char *method);
+/* Sets c->error to {code, message}. */
+void agent_call_error(struct agent_call *c, int code, const char *msg);
+
+#endif
