@@ -131,3 +131,101 @@ void store_node_list_release(struct store_node_list *l)
     l->items = NULL;
     l->len = 0;
 }
+
+void store_service_release(struct store_service *s)
+{
+    cp_free(s->stack_name);
+    cp_free(s->name);
+    json_decref(s->spec);
+    cp_free(s->state);
+    memset(s, 0, sizeof(*s));
+}
+
+void store_service_list_release(struct store_service_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_service_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_instance_release(struct store_instance *i)
+{
+    cp_free(i->desired_state);
+    cp_free(i->deploy_rev);
+    cp_free(i->rev);
+    cp_free(i->state);
+    cp_free(i->error);
+    memset(i, 0, sizeof(*i));
+}
+
+void store_instance_list_release(struct store_instance_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_instance_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_deploy_release(struct store_deploy *d)
+{
+    cp_free(d->state);
+    cp_free(d->reason);
+    json_decref(d->instance_deploys);
+    cp_free(d->claimed_by);
+    memset(d, 0, sizeof(*d));
+}
+
+void store_deploy_list_release(struct store_deploy_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_deploy_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_container_release(struct store_container *c)
+{
+    cp_free(c->container_id);
+    cp_free(c->name);
+    cp_free(c->status);
+    json_decref(c->info);
+    memset(c, 0, sizeof(*c));
+}
+
+void store_container_list_release(struct store_container_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_container_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_log_list_release(struct store_log_list *l)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        cp_free(l->items[i].container_id);
+        cp_free(l->items[i].name);
+        cp_free(l->items[i].type);
+        cp_free(l->items[i].data);
+    }
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_event_list_release(struct store_event_list *l)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        cp_free(l->items[i].type);
+        cp_free(l->items[i].message);
+        json_decref(l->items[i].meta);
+    }
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}

@@ -177,6 +177,157 @@ struct store_node_seen {
     bool ok;
 };
 
+/* ==== Services (issue 4; spec 5.1, 8) ====
+ *
+ * A service lives in a stack of its grid ("null" is the default stack).
+ * spec holds the validated service fields as the API shows them (image,
+ * instances, cmd, entrypoint, env, secrets, ports, volumes, links,
+ * affinity, strategy, stateful, cpus, cpu_shares, memory, memory_swap,
+ * user, privileged, cap_add, cap_drop, net, log_driver, log_opts,
+ * deploy_opts, health_check, hooks, stop_signal, stop_grace_period, ...);
+ * the columns beside it are what queries need. revision bumps on every
+ * change of spec. */
+struct store_service {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char stack_id[STORE_ID_LEN + 1];
+    char *stack_name; /* filled by reads; "null" for the default stack */
+    char *name;
+    json_t *spec;
+    int64_t revision;
+    int64_t stack_revision;
+    char *state; /* initialized | running | stopped */
+    int64_t deployed_at;
+    int64_t deploy_requested_at;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+struct store_service_list {
+    struct store_service *items;
+    size_t len;
+};
+
+/* One instance of a service (grid_service_instances): where it should run
+ * and what the agent last reported. deploy_rev is set by the master, rev /
+ * state / error by the agent (/node_service_pods/set_state). */
+struct store_instance {
+    char id[STORE_ID_LEN + 1];
+    char service_id[STORE_ID_LEN + 1];
+    int instance_number;
+    char node_id[STORE_ID_LEN + 1]; /* host node row id, "" when none */
+    char *desired_state;            /* running | stopped */
+    char *deploy_rev;               /* NULL until deployed */
+    char *rev;                      /* reported; NULL until reported */
+    char *state;                    /* reported: running|stopped|... */
+    char *error;                    /* reported, NULL when none */
+    int64_t updated_at;
+};
+
+struct store_instance_list {
+    struct store_instance *items;
+    size_t len;
+};
+
+/* A service deploy (grid_service_deploys). Claimed by one master at a time
+ * with a lease (claimed_by, lease_until); every write of a claimed deploy
+ * is fenced by claimed_by. instance_deploys is an array of
+ * {instance_number, node, state, error}. */
+struct store_deploy {
+    char id[STORE_ID_LEN + 1];
+    char service_id[STORE_ID_LEN + 1];
+    char stack_deploy_id[STORE_ID_LEN + 1]; /* "" when none */
+    char *state; /* created | ongoing | success | error */
+    char *reason;
+    bool force;
+    json_t *instance_deploys;
+    char *claimed_by;
+    int64_t lease_until;
+    int64_t created_at;
+    int64_t queued_at;
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+struct store_deploy_list {
+    struct store_deploy *items;
+    size_t len;
+};
+
+/* A container as its agent reported it (/containers/save). info is the
+ * reduced inspect data the API shows (image, cmd, env without secrets,
+ * labels, state, network settings, ...). */
+struct store_container {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char node_id[STORE_ID_LEN + 1];    /* host node row id */
+    char service_id[STORE_ID_LEN + 1]; /* "" for foreign containers */
+    char *container_id;                /* the engine's id */
+    char *name;
+    int instance_number;
+    char *status; /* running|stopped|paused|restarting|dead|oom_killed */
+    json_t *info;
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t deleted_at; /* 0 = live */
+};
+
+struct store_container_list {
+    struct store_container *items;
+    size_t len;
+};
+
+/* One container log line or event, with a store-wide increasing seq that
+ * clients resume from ("from"). */
+struct store_log {
+    int64_t seq;
+    char grid_id[STORE_ID_LEN + 1];
+    char node_id[STORE_ID_LEN + 1];
+    char service_id[STORE_ID_LEN + 1];
+    char *container_id; /* engine id */
+    char *name;         /* container name */
+    char *type;         /* stdout | stderr */
+    char *data;
+    int64_t created_at;
+};
+
+struct store_event {
+    int64_t seq;
+    char grid_id[STORE_ID_LEN + 1];
+    char stack_id[STORE_ID_LEN + 1];
+    char service_id[STORE_ID_LEN + 1];
+    char node_id[STORE_ID_LEN + 1];
+    int severity; /* 0 debug, 1 info, 2 warn, 3 error */
+    char *type;   /* e.g. service:deploy, scheduler, service:instance_crash */
+    char *message;
+    json_t *meta;
+    int64_t created_at;
+};
+
+struct store_log_list {
+    struct store_log *items;
+    size_t len;
+};
+
+struct store_event_list {
+    struct store_event *items;
+    size_t len;
+};
+
+/* Which logs or events to read: every set field narrows; after_seq > 0
+ * reads items after it (oldest first, at most limit); otherwise the last
+ * limit items since since_ms (0 = any), oldest first. */
+struct store_log_query {
+    const char *grid_id;
+    const char *service_id;
+    const char *node_id;
+    const char *container_name;
+    const char *stack_id; /* events */
+    int64_t after_seq;
+    int64_t since_ms;
+    int limit;
+};
+
 struct store;
 
 /* A change-feed message: channel and payload (JSON text), both borrowed
@@ -336,6 +487,109 @@ struct store_ops {
     int (*nodes_sweep)(struct store *st, int64_t before, int64_t now,
                        const char *except_master, int *marked);
 
+    /* ==== Services ==== */
+    /* CP_ECONFLICT when the name is taken in the stack. The stack is named
+     * by s->stack_id ("" = the grid's null stack). */
+    int (*service_create)(struct store *st, const struct store_service *s);
+    /* By grid, stack name ("null" = default) and name. */
+    int (*service_get)(struct store *st, const char *grid_id,
+                       const char *stack_name, const char *name,
+                       struct store_service *out);
+    int (*service_get_by_id)(struct store *st, const char *id,
+                             struct store_service *out);
+    /* Services of a grid (stack_name NULL = all stacks) ordered by stack,
+     * name; one query. */
+    int (*service_list)(struct store *st, const char *grid_id,
+                        const char *stack_name,
+                        struct store_service_list *out);
+    /* Writes spec, revision, stack_revision, state, deployed_at,
+     * deploy_requested_at and updated_at of s->id. */
+    int (*service_update)(struct store *st, const struct store_service *s);
+    /* Removes the service with its instances and deploys. */
+    int (*service_delete)(struct store *st, const char *id);
+
+    /* ==== Instances ==== */
+    int (*instance_list)(struct store *st, const char *service_id,
+                         struct store_instance_list *out);
+    /* The instances placed on a node with their services (for the node's
+     * pod list), in two queries at most; services[i] belongs to
+     * instances[i]. */
+    int (*instances_on_node)(struct store *st, const char *node_id,
+                             struct store_instance_list *instances,
+                             struct store_service_list *services);
+    /* Inserts or replaces the instance (service_id, instance_number). */
+    int (*instance_put)(struct store *st, const struct store_instance *i);
+    /* Deletes the instances numbered above keep. */
+    int (*instance_trim)(struct store *st, const char *service_id,
+                         int keep);
+    /* Records an agent's report when rev is not older than the stored
+     * one; CP_ENOTFOUND when there is no such instance. */
+    int (*instance_report)(struct store *st, const char *service_id,
+                           int instance_number, const char *node_id,
+                           const char *rev, const char *state,
+                           const char *error);
+    /* Clears the node of every instance placed on node_id (node removed
+     * or moved away); *count says how many. */
+    int (*instances_detach_node)(struct store *st, const char *node_id,
+                                 int *count);
+
+    /* ==== Deploys ==== */
+    /* Queues a deploy of d->service_id. When one is already queued (state
+     * created) for that service, it is reused (coalesced) and out is that
+     * one, with force or-ed in. */
+    int (*deploy_queue)(struct store *st, const struct store_deploy *d,
+                        struct store_deploy *out);
+    int (*deploy_get)(struct store *st, const char *id,
+                      struct store_deploy *out);
+    /* Claims the oldest queued deploy whose service has no ongoing deploy
+     * with a live lease, for holder until now+lease_ms: sets state
+     * ongoing, started_at, claimed_by, lease_until. CP_ENOTFOUND when none
+     * is ready. A deploy whose lease expired (its master died) is taken
+     * over and restarted. */
+    int (*deploy_claim)(struct store *st, const char *holder, int64_t now,
+                        int64_t lease_ms, struct store_deploy *out);
+    /* Writes state, reason, instance_deploys, lease_until and finished_at
+     * when claimed_by still equals d->claimed_by (CP_ECONFLICT if not). */
+    int (*deploy_update)(struct store *st, const struct store_deploy *d);
+    /* The newest deploys of a service, newest first. */
+    int (*deploy_list)(struct store *st, const char *service_id, int limit,
+                       struct store_deploy_list *out);
+    /* Keeps the newest keep finished deploys of every service. */
+    int (*deploys_prune)(struct store *st, int keep, int *deleted);
+
+    /* ==== Containers ==== */
+    /* Inserts or updates by c->container_id (clears deleted_at). */
+    int (*container_save)(struct store *st, const struct store_container *c);
+    int (*container_delete)(struct store *st, const char *container_id);
+    /* Deletes the node's containers whose engine ids are not in keep. */
+    int (*containers_cleanup)(struct store *st, const char *node_id,
+                              const char *const *keep, size_t nkeep,
+                              int *deleted);
+    /* Marks every container of the node deleted at now (node went away). */
+    int (*containers_mark_deleted)(struct store *st, const char *node_id,
+                                   int64_t now);
+    /* Live containers of a grid, optionally of one node or service,
+     * ordered by name; one query. */
+    int (*container_list)(struct store *st, const char *grid_id,
+                          const char *node_id, const char *service_id,
+                          struct store_container_list *out);
+    int (*container_get)(struct store *st, const char *grid_id,
+                         const char *node_id, const char *name,
+                         struct store_container *out);
+
+    /* ==== Logs and events (bounded) ==== */
+    int (*logs_append)(struct store *st, const struct store_log *v,
+                       size_t n);
+    int (*logs_read)(struct store *st, const struct store_log_query *q,
+                     struct store_log_list *out);
+    int (*events_append)(struct store *st, const struct store_event *v,
+                         size_t n);
+    int (*events_read)(struct store *st, const struct store_log_query *q,
+                       struct store_event_list *out);
+    /* Keeps the newest max_logs log lines and max_events events. */
+    int (*history_trim)(struct store *st, int64_t max_logs,
+                        int64_t max_events);
+
     /* ==== HA primitives ==== */
     /* Versioned keys for compare-and-set. kv_get: CP_ENOTFOUND when
      * absent. kv_cas: writes value when the stored version equals expect
@@ -385,6 +639,16 @@ void store_grid_list_release(struct store_grid_list *l);
 void store_user_list_release(struct store_user_list *l);
 void store_token_list_release(struct store_token_list *l);
 void store_node_release(struct store_node *n);
+void store_service_release(struct store_service *s);
+void store_service_list_release(struct store_service_list *l);
+void store_instance_release(struct store_instance *i);
+void store_instance_list_release(struct store_instance_list *l);
+void store_deploy_release(struct store_deploy *d);
+void store_deploy_list_release(struct store_deploy_list *l);
+void store_container_release(struct store_container *c);
+void store_container_list_release(struct store_container_list *l);
+void store_log_list_release(struct store_log_list *l);
+void store_event_list_release(struct store_event_list *l);
 void store_node_list_release(struct store_node_list *l);
 
 /* Every backend's struct store begins with this header. */
