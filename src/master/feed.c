@@ -32,7 +32,8 @@ static struct feed *the_feed;
 static void on_feed(void *ctx, const char *channel, const char *payload)
 {
     struct feed *f = ctx;
-    if (strncmp(channel, "agents.", 7) != 0)
+    if (strncmp(channel, "agents.", 7) != 0 &&
+        strncmp(channel, "deploys.", 8) != 0)
         return;
     struct item *it = cp_calloc(1, sizeof(*it));
     it->channel = cp_strdup(channel);
@@ -60,7 +61,16 @@ static void deliver(struct feed *f, const struct item *it)
 {
     struct agents *a = f->m->agents;
     json_t *p = cp_json_parse(it->payload, strlen(it->payload), NULL, 0);
-    if (a == NULL || p == NULL) {
+    if (p == NULL)
+        return;
+    if (strcmp(it->channel, "deploys.queued") == 0) {
+        const char *svc = cp_json_str(p, "service");
+        if (svc != NULL && feed_on_deploy_queued != NULL)
+            feed_on_deploy_queued(f->m, svc);
+        json_decref(p);
+        return;
+    }
+    if (a == NULL) {
         json_decref(p);
         return;
     }
@@ -69,6 +79,11 @@ static void deliver(struct feed *f, const struct item *it)
         const char *reason = cp_json_str(p, "reason");
         agents_close_node(a, node, (int)cp_json_int(p, "code", 4031),
                           reason ? reason : "closed by the master");
+    } else if (strcmp(it->channel, "agents.notify") == 0 && node != NULL) {
+        const char *method = cp_json_str(p, "method");
+        json_t *params = json_object_get(p, "params");
+        if (method != NULL && json_is_array(params))
+            agents_notify(a, node, method, json_incref(params));
     } else if (strcmp(it->channel, "agents.node_info") == 0) {
         const char *grid = cp_json_str(p, "grid");
         if (grid != NULL)
@@ -152,4 +167,19 @@ void feed_node_info(struct master *m, const char *grid_id,
 {
     publish(m, "agents.node_info",
             json_pack("{s:s,s:s?}", "grid", grid_id, "node", node_row_id));
+}
+
+void (*feed_on_deploy_queued)(struct master *m, const char *service_id);
+
+void feed_notify_agent(struct master *m, const char *node_row_id,
+                       const char *method, const json_t *params)
+{
+    publish(m, "agents.notify",
+            json_pack("{s:s,s:s,s:O}", "node", node_row_id, "method", method,
+                      "params", params));
+}
+
+void feed_deploy_queued(struct master *m, const char *service_id)
+{
+    publish(m, "deploys.queued", json_pack("{s:s}", "service", service_id));
 }
