@@ -97,6 +97,9 @@ int cp_base64_decode(const char *in, unsigned char **out, size_t *out_len)
     size_t len = strlen(in);
     if (len % 4 != 0)
         return CP_EINVAL;
+    /* Padding only at the very end: "x=" may close, "=x" may not. */
+    if (len >= 2 && in[len - 2] == '=' && in[len - 1] != '=')
+        return CP_EINVAL;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||

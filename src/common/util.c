@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -95,8 +96,11 @@ int cp_time_parse_iso(const char *s, int64_t *out_ms)
             return CP_EINVAL;
         offset_min = sign * (oh * 60 + om);
     }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-        mi > 59 || sec > 60)
+    static const int mdays[] = {31, 28, 31, 30, 31, 30,
+                                31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 ||
+        sec > 60 || d > mdays[mo - 1] + (mo == 2 && leap))
         return CP_EINVAL;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -224,7 +228,10 @@ int cp_buf_printf(struct cp_buf *b, const char *fmt, ...)
 int cp_parse_int(const char *s, long long min, long long max,
                  long long *out)
 {
-    if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+    /* Plain digits, with a '-' only where negatives are allowed: no
+     * spaces, no '+', nothing strtoll would quietly accept. */
+    if (s == NULL || *s == '\0' || (*s == '-' && min >= 0) ||
+        (*s != '-' && !isdigit((unsigned char)*s)))
         return CP_EINVAL;
     char *end = NULL;
     errno = 0;

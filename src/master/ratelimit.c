@@ -55,7 +55,9 @@ bool ratelimit_allow(struct ratelimit *rl, const char *key, int64_t now)
      * the oldest in the run. */
     for (int i = 0; i < 8; i++) {
         struct slot *s = &rl->slots[(h + (uint32_t)i) % (uint32_t)rl->nslots];
-        if (s->key[0] != '\0' && strcmp(s->key, key) == 0) {
+        /* Keys are kept cut to KEY_MAX - 1 chars: compare the same cut,
+         * so that a long key still finds its own window. */
+        if (s->key[0] != '\0' && strncmp(s->key, key, KEY_MAX - 1) == 0) {
             if (now - s->window_start >= rl->window_ms) {
                 s->window_start = now;
                 s->count = 0;
