@@ -127,6 +127,73 @@ static const struct migration migrations[] = {
      " node_id TEXT NOT NULL REFERENCES host_nodes(id) ON DELETE CASCADE,"
      " stats TEXT NOT NULL, created_at INTEGER NOT NULL);"
      "CREATE INDEX host_node_stats_node ON host_node_stats(node_id, id);"},
+    {3,
+     /* Services, instances, deploys, containers, logs, events (issue 4).
+      * Nothing wrote the placeholder grid_services. Optional ids are NULL,
+      * never "". Instance and container node_id have no foreign key, so
+      * a removed node can leave them detached. */
+     "DROP TABLE grid_services;"
+     "CREATE TABLE grid_services(id TEXT PRIMARY KEY,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+     " name TEXT NOT NULL, spec TEXT NOT NULL DEFAULT '{}',"
+     " revision INTEGER NOT NULL DEFAULT 1,"
+     " stack_revision INTEGER NOT NULL DEFAULT 0,"
+     " state TEXT NOT NULL DEFAULT 'initialized',"
+     " deployed_at INTEGER NOT NULL DEFAULT 0,"
+     " deploy_requested_at INTEGER NOT NULL DEFAULT 0,"
+     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " UNIQUE(stack_id, name));"
+     "CREATE INDEX grid_services_grid_id ON grid_services(grid_id);"
+     "CREATE TABLE grid_service_instances(id TEXT PRIMARY KEY,"
+     " service_id TEXT NOT NULL"
+     " REFERENCES grid_services(id) ON DELETE CASCADE,"
+     " instance_number INTEGER NOT NULL, node_id TEXT,"
+     " desired_state TEXT NOT NULL DEFAULT 'running',"
+     " deploy_rev TEXT, rev TEXT, state TEXT, error TEXT,"
+     " updated_at INTEGER NOT NULL DEFAULT 0,"
+     " UNIQUE(service_id, instance_number));"
+     "CREATE INDEX grid_service_instances_node"
+     " ON grid_service_instances(node_id);"
+     "CREATE TABLE grid_service_deploys(id TEXT PRIMARY KEY,"
+     " service_id TEXT NOT NULL"
+     " REFERENCES grid_services(id) ON DELETE CASCADE,"
+     " stack_deploy_id TEXT, state TEXT NOT NULL DEFAULT 'created',"
+     " reason TEXT, force INTEGER NOT NULL DEFAULT 0,"
+     " instance_deploys TEXT NOT NULL DEFAULT '[]',"
+     " claimed_by TEXT, lease_until INTEGER NOT NULL DEFAULT 0,"
+     " created_at INTEGER NOT NULL, queued_at INTEGER NOT NULL DEFAULT 0,"
+     " started_at INTEGER NOT NULL DEFAULT 0,"
+     " finished_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX grid_service_deploys_service"
+     " ON grid_service_deploys(service_id, created_at);"
+     "CREATE INDEX grid_service_deploys_state"
+     " ON grid_service_deploys(state, created_at);"
+     "CREATE TABLE containers(id TEXT PRIMARY KEY,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " node_id TEXT, service_id TEXT, container_id TEXT NOT NULL UNIQUE,"
+     " name TEXT NOT NULL, instance_number INTEGER NOT NULL DEFAULT 0,"
+     " status TEXT, info TEXT NOT NULL DEFAULT '{}',"
+     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " deleted_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX containers_grid_name ON containers(grid_id, name);"
+     "CREATE INDEX containers_node ON containers(node_id);"
+     "CREATE INDEX containers_service ON containers(service_id);"
+     "CREATE TABLE container_logs(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " node_id TEXT, service_id TEXT, container_id TEXT, name TEXT,"
+     " type TEXT, data TEXT, created_at INTEGER NOT NULL);"
+     "CREATE INDEX container_logs_grid ON container_logs(grid_id, seq);"
+     "CREATE INDEX container_logs_service ON container_logs(service_id, seq);"
+     "CREATE INDEX container_logs_name ON container_logs(name, seq);"
+     "CREATE TABLE event_logs(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " stack_id TEXT, service_id TEXT, node_id TEXT,"
+     " severity INTEGER NOT NULL DEFAULT 1, type TEXT, message TEXT,"
+     " meta TEXT, created_at INTEGER NOT NULL);"
+     "CREATE INDEX event_logs_grid ON event_logs(grid_id, seq);"
+     "CREATE INDEX event_logs_stack ON event_logs(stack_id, seq);"
+     "CREATE INDEX event_logs_service ON event_logs(service_id, seq);"},
 };
 
 /* ==== Errors, statements, transactions ==== */
@@ -1011,7 +1078,9 @@ out:
     "g.subnet, g.supernet, g.settings, g.created_at, g.updated_at, "           \
     "(SELECT COUNT(*) FROM host_nodes n WHERE n.grid_id=g.id), "               \
     "(SELECT COUNT(*) FROM grid_services v WHERE v.grid_id=g.id), "            \
-    "(SELECT COUNT(*) FROM grid_users m WHERE m.grid_id=g.id) "                \
+    "(SELECT COUNT(*) FROM grid_users m WHERE m.grid_id=g.id), "               \
+    "(SELECT COUNT(*) FROM containers k "                                      \
+    " WHERE k.grid_id=g.id AND k.deleted_at=0) "                               \
     "FROM grids g "
 
 static void read_grid(sqlite3_stmt *q, struct store_grid *g)
@@ -1035,7 +1104,7 @@ static void read_grid(sqlite3_stmt *q, struct store_grid *g)
     g->updated_at = sqlite3_column_int64(q, 9);
     g->node_count = sqlite3_column_int(q, 10);
     g->service_count = sqlite3_column_int(q, 11);
-    g->container_count = 0; /* no containers table yet */
+    g->container_count = sqlite3_column_int(q, 13);
     g->user_count = sqlite3_column_int(q, 12);
 }
 
@@ -1578,6 +1647,35 @@ const struct store_ops store_sqlite_ops = {
     .nodes_add_stats = sqn_nodes_add_stats,
     .nodes_seen = sqn_nodes_seen,
     .nodes_sweep = sqn_nodes_sweep,
+    .service_create = sqs_service_create,
+    .service_get = sqs_service_get,
+    .service_get_by_id = sqs_service_get_by_id,
+    .service_list = sqs_service_list,
+    .service_update = sqs_service_update,
+    .service_delete = sqs_service_delete,
+    .instance_list = sqs_instance_list,
+    .instances_on_node = sqs_instances_on_node,
+    .instance_put = sqs_instance_put,
+    .instance_trim = sqs_instance_trim,
+    .instance_report = sqs_instance_report,
+    .instances_detach_node = sqs_instances_detach_node,
+    .deploy_queue = sqs_deploy_queue,
+    .deploy_get = sqs_deploy_get,
+    .deploy_claim = sqs_deploy_claim,
+    .deploy_update = sqs_deploy_update,
+    .deploy_list = sqs_deploy_list,
+    .deploys_prune = sqs_deploys_prune,
+    .container_save = sqs_container_save,
+    .container_delete = sqs_container_delete,
+    .containers_cleanup = sqs_containers_cleanup,
+    .containers_mark_deleted = sqs_containers_mark_deleted,
+    .container_list = sqs_container_list,
+    .container_get = sqs_container_get,
+    .logs_append = sqs_logs_append,
+    .logs_read = sqs_logs_read,
+    .events_append = sqs_events_append,
+    .events_read = sqs_events_read,
+    .history_trim = sqs_history_trim,
     .bootstrap_codes_delete = sq_bootstrap_codes_delete,
     .tokens_expire = sq_tokens_expire,
     .grid_create = sq_grid_create,

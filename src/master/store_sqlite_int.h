@@ -121,4 +121,59 @@ int sqn_nodes_seen(struct store *st, struct store_node_seen *v, size_t n);
 int sqn_nodes_sweep(struct store *st, int64_t before, int64_t now,
                     const char *except_master, int *marked);
 
+/* ==== store_sqlite_services.c ==== */
+int sqs_service_create(struct store *st, const struct store_service *v);
+int sqs_service_get(struct store *st, const char *grid_id,
+                    const char *stack_name, const char *name,
+                    struct store_service *out);
+int sqs_service_get_by_id(struct store *st, const char *id,
+                          struct store_service *out);
+int sqs_service_list(struct store *st, const char *grid_id,
+                     const char *stack_name, struct store_service_list *out);
+int sqs_service_update(struct store *st, const struct store_service *v);
+int sqs_service_delete(struct store *st, const char *id);
+int sqs_instance_list(struct store *st, const char *service_id,
+                      struct store_instance_list *out);
+int sqs_instances_on_node(struct store *st, const char *node_id,
+                          struct store_instance_list *instances,
+                          struct store_service_list *services);
+int sqs_instance_put(struct store *st, const struct store_instance *i);
+int sqs_instance_trim(struct store *st, const char *service_id, int keep);
+int sqs_instance_report(struct store *st, const char *service_id,
+                        int instance_number, const char *node_id,
+                        const char *rev, const char *state,
+                        const char *error);
+int sqs_instances_detach_node(struct store *st, const char *node_id,
+                              int *count);
+int sqs_deploy_queue(struct store *st, const struct store_deploy *d,
+                     struct store_deploy *out);
+int sqs_deploy_get(struct store *st, const char *id, struct store_deploy *out);
+int sqs_deploy_claim(struct store *st, const char *holder, int64_t now,
+                     int64_t lease_ms, struct store_deploy *out);
+int sqs_deploy_update(struct store *st, const struct store_deploy *d);
+int sqs_deploy_list(struct store *st, const char *service_id, int limit,
+                    struct store_deploy_list *out);
+int sqs_deploys_prune(struct store *st, int keep, int *deleted);
+int sqs_container_save(struct store *st, const struct store_container *k);
+int sqs_container_delete(struct store *st, const char *container_id);
+int sqs_containers_cleanup(struct store *st, const char *node_id,
+                           const char *const *keep, size_t nkeep,
+                           int *deleted);
+int sqs_containers_mark_deleted(struct store *st, const char *node_id,
+                                int64_t now);
+int sqs_container_list(struct store *st, const char *grid_id,
+                       const char *node_id, const char *service_id,
+                       struct store_container_list *out);
+int sqs_container_get(struct store *st, const char *grid_id,
+                      const char *node_id, const char *name,
+                      struct store_container *out);
+int sqs_logs_append(struct store *st, const struct store_log *v, size_t n);
+int sqs_logs_read(struct store *st, const struct store_log_query *q,
+                  struct store_log_list *out);
+int sqs_events_append(struct store *st, const struct store_event *v,
+                      size_t n);
+int sqs_events_read(struct store *st, const struct store_log_query *q,
+                    struct store_event_list *out);
+int sqs_history_trim(struct store *st, int64_t max_logs, int64_t max_events);
+
 #endif

@@ -483,8 +483,9 @@ static void test_grids(void **state)
              "created_at, updated_at) VALUES('n1', '%s', 'node-1', 1, 1, 1);"
              "INSERT INTO host_nodes(id, grid_id, name, node_number, "
              "created_at, updated_at) VALUES('n2', '%s', 'node-2', 2, 1, 1);"
-             "INSERT INTO grid_services(id, grid_id, name, created_at) "
-             "VALUES('s1', '%s', 'web', 1);",
+             "INSERT INTO grid_services(id, grid_id, stack_id, name, "
+             "created_at, updated_at) SELECT 's1', grid_id, id, 'web', 1, 1 "
+             "FROM stacks WHERE grid_id='%s' AND name='null';",
              g.id, g.id, g.id);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(ST_CALL(st, grid_list, NULL, &l), 0);
