@@ -311,6 +311,104 @@ void sqlx_tx_rollback(struct conn *c)
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* ==== Row readers ==== */
+
+/* Column i parsed as JSON, or dflt (returned as is) when NULL or not
+ * JSON; dflt is released when the column parses. */
+json_t *sqlx_col_json(sqlite3_stmt *q, int i, json_t *dflt)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
+    if (j == NULL)
+        return dflt;
+    json_decref(dflt);
+    return j;
+}
+
+/* j dumped as JSON text, or a copy of dflt when j is NULL (caller frees). */
+char *sqlx_dump_or(const json_t *j, const char *dflt)
+{
+    return j != NULL ? cp_json_dump(j) : cp_strdup(dflt);
+}
+
+/* Steps q to the end, reading every row into a growing array of items of
+ * size bytes. On error the items read so far are still returned, for the
+ * caller's *_list_release(). */
+int sqlx_collect(struct conn *c, sqlite3_stmt *q, const char *what,
+                   sqlx_row_fn *rd, size_t size, void **items, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlx_step(c, q, what)) == 1) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            buf = cp_realloc(buf, cap * size);
+        }
+        rd(q, buf + n * size);
+        n++;
+    }
+    *items = buf;
+    *len = n;
+    return rc;
+}
+
+/* Runs sql with n string arguments on c and reads its first row into out:
+ * 0, CP_ENOTFOUND or CP_EIO. */
+int sqlx_row_in(struct conn *c, const char *sql, const char *const *args,
+                  int n, sqlx_row_fn *rd, void *out, const char *what)
+{
+    sqlite3_stmt *q = sqlx_prep(c, sql);
+    if (q == NULL)
+        return CP_EIO;
+    for (int i = 0; i < n; i++)
+        sqlx_bind_str(q, i + 1, args[i]);
+    int rc = sqlx_step(c, q, what);
+    if (rc == 1) {
+        rd(q, out);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = CP_ENOTFOUND;
+    }
+    sqlx_done(q);
+    return rc;
+}
+
+/* row_in on a pooled connection. */
+int sqlx_row_one(struct store *st, const char *sql, const char *const *args,
+                   int n, sqlx_row_fn *rd, void *out, const char *what)
+{
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = sqlx_row_in(c, sql, args, n, rd, out, what);
+    sqlx_conn_put(s, c);
+    return rc;
+}
+
+/* Runs sql with n string arguments on a pooled connection and collects
+ * every row. */
+int sqlx_rows_all(struct store *st, const char *sql, const char *const *args,
+                    int n, sqlx_row_fn *rd, size_t size, void **items,
+                    size_t *len, const char *what)
+{
+    struct sq_store *s = sq(st);
+    *items = NULL;
+    *len = 0;
+    CONN_OR_EIO(s, c);
+    int rc = CP_EIO;
+    sqlite3_stmt *q = sqlx_prep(c, sql);
+    if (q == NULL)
+        goto out;
+    for (int i = 0; i < n; i++)
+        sqlx_bind_str(q, i + 1, args[i]);
+    rc = sqlx_collect(c, q, what, rd, size, items, len);
+    sqlx_done(q);
+out:
+    sqlx_conn_put(s, c);
+    return rc;
+}
+
+
 /* ==== Connections ==== */
 
 static void conn_free(struct conn *c)
@@ -632,8 +730,9 @@ static int sq_config_set_if_absent(struct store *st, const char *key,
 
 #define USER_COLS "u.id, u.email, u.name, u.roles, u.created_at, u.updated_at"
 
-static void read_user(sqlite3_stmt *q, struct store_user *u)
+static void read_user(sqlite3_stmt *q, void *item)
 {
+    struct store_user *u = item;
     memset(u, 0, sizeof(*u));
     sqlx_col_fixed(q, 0, u->id, sizeof(u->id));
     u->email = sqlx_col_str(q, 1);
@@ -647,54 +746,19 @@ static void read_user(sqlite3_stmt *q, struct store_user *u)
 static int user_get_one(struct store *st, const char *sql, const char *arg,
                         struct store_user *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, arg);
-    rc = sqlx_step(c, q, "user_get");
-    if (rc == 1) {
-        read_user(q, out);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = CP_ENOTFOUND;
-    }
-    sqlx_done(q);
-out:
-    sqlx_conn_put(s, c);
-    return rc;
+    return sqlx_row_one(st, sql, &arg, 1, read_user, out, "user_get");
 }
 
 /* Runs a user query with zero or one text parameter into a list. */
 static int user_list_q(struct store *st, const char *sql, const char *arg,
                        struct store_user_list *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    size_t cap = 0;
-    out->items = NULL;
-    out->len = 0;
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        goto out;
-    if (arg != NULL)
-        sqlx_bind_str(q, 1, arg);
-    while ((rc = sqlx_step(c, q, "user_list")) == 1) {
-        if (out->len == cap) {
-            cap = cap ? cap * 2 : 16;
-            out->items = cp_realloc(out->items, cap * sizeof(*out->items));
-        }
-        read_user(q, &out->items[out->len++]);
-    }
-    sqlx_done(q);
+    int rc = sqlx_rows_all(st, sql, &arg, arg != NULL ? 1 : 0, read_user,
+                           sizeof(*out->items), (void **)&out->items,
+                           &out->len, "user_list");
     if (rc != 0)
         store_user_list_release(out);
-out:
-    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -769,8 +833,9 @@ out:
     "refresh_last4, scopes, description, internal, is_bootstrap, "             \
     "parent_code_id, expires_at, created_at, last_used_at"
 
-static void read_token(sqlite3_stmt *q, struct store_token *t)
+static void read_token(sqlite3_stmt *q, void *item)
 {
+    struct store_token *t = item;
     memset(t, 0, sizeof(*t));
     sqlx_col_fixed(q, 0, t->id, sizeof(t->id));
     sqlx_col_fixed(q, 1, t->user_id, sizeof(t->user_id));
@@ -849,19 +914,10 @@ out:
 static int sq_token_get(struct store *st, const char *id,
                         struct store_token *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q =
-        sqlx_prep(c, "SELECT " TOKEN_COLS " FROM access_tokens WHERE id=?");
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, id);
-    rc = token_row(c, q, out);
-out:
-    sqlx_conn_put(s, c);
-    return rc;
+    return sqlx_row_one(st,
+                        "SELECT " TOKEN_COLS " FROM access_tokens WHERE id=?",
+                        &id, 1, read_token, out, "token lookup");
 }
 
 static const char sql_token_find[] =
@@ -962,29 +1018,13 @@ out:
 static int sq_token_list_by_user(struct store *st, const char *user_id,
                                  struct store_token_list *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    size_t cap = 0;
-    out->items = NULL;
-    out->len = 0;
-    sqlite3_stmt *q = sqlx_prep(c, "SELECT " TOKEN_COLS " FROM access_tokens "
-                              "WHERE user_id=? ORDER BY created_at, id");
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, user_id);
-    while ((rc = sqlx_step(c, q, "token_list")) == 1) {
-        if (out->len == cap) {
-            cap = cap ? cap * 2 : 16;
-            out->items = cp_realloc(out->items, cap * sizeof(*out->items));
-        }
-        read_token(q, &out->items[out->len++]);
-    }
-    sqlx_done(q);
+    int rc = sqlx_rows_all(st,
+                           "SELECT " TOKEN_COLS " FROM access_tokens "
+                           "WHERE user_id=? ORDER BY created_at, id",
+                           &user_id, 1, read_token, sizeof(*out->items),
+                           (void **)&out->items, &out->len, "token_list");
     if (rc != 0)
         store_token_list_release(out);
-out:
-    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -1083,8 +1123,9 @@ out:
     " WHERE k.grid_id=g.id AND k.deleted_at=0) "                               \
     "FROM grids g "
 
-static void read_grid(sqlite3_stmt *q, struct store_grid *g)
+static void read_grid(sqlite3_stmt *q, void *item)
 {
+    struct store_grid *g = item;
     memset(g, 0, sizeof(*g));
     sqlx_col_fixed(q, 0, g->id, sizeof(g->id));
     g->name = sqlx_col_str(q, 1);
@@ -1111,25 +1152,8 @@ static void read_grid(sqlite3_stmt *q, struct store_grid *g)
 static int grid_get_one(struct store *st, const char *sql, const char *arg,
                         struct store_grid *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, arg);
-    rc = sqlx_step(c, q, "grid_get");
-    if (rc == 1) {
-        read_grid(q, out);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = CP_ENOTFOUND;
-    }
-    sqlx_done(q);
-out:
-    sqlx_conn_put(s, c);
-    return rc;
+    return sqlx_row_one(st, sql, &arg, 1, read_grid, out, "grid_get");
 }
 
 /* True (1) when sql with one text parameter returns a row, 0 when not, or
@@ -1278,31 +1302,14 @@ static int sq_grid_get_by_token_hash(struct store *st, const char *hash,
 static int sq_grid_list(struct store *st, const char *member_of,
                         struct store_grid_list *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    size_t cap = 0;
-    out->items = NULL;
-    out->len = 0;
-    sqlite3_stmt *q =
-        sqlx_prep(c, GRID_SELECT "WHERE ?1 IS NULL OR g.id IN "
-                            "(SELECT grid_id FROM grid_users WHERE user_id=?1) "
-                            "ORDER BY g.name");
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, member_of);
-    while ((rc = sqlx_step(c, q, "grid_list")) == 1) {
-        if (out->len == cap) {
-            cap = cap ? cap * 2 : 16;
-            out->items = cp_realloc(out->items, cap * sizeof(*out->items));
-        }
-        read_grid(q, &out->items[out->len++]);
-    }
-    sqlx_done(q);
+    int rc = sqlx_rows_all(st,
+                           GRID_SELECT "WHERE ?1 IS NULL OR g.id IN "
+                           "(SELECT grid_id FROM grid_users WHERE user_id=?1) "
+                           "ORDER BY g.name",
+                           &member_of, 1, read_grid, sizeof(*out->items),
+                           (void **)&out->items, &out->len, "grid_list");
     if (rc != 0)
         store_grid_list_release(out);
-out:
-    sqlx_conn_put(s, c);
     return rc;
 }
 

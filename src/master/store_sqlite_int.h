@@ -6,6 +6,7 @@
 #define CP_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
 
@@ -87,6 +88,29 @@ int sqlx_write_args(struct store *st, const char *sql,
     (const char *const[]){__VA_ARGS__},                                        \
         (int)(sizeof((const char *const[]){__VA_ARGS__}) /                     \
               sizeof(const char *))
+
+/* Reads the current row of q into item. */
+typedef void sqlx_row_fn(sqlite3_stmt *q, void *item);
+/* Column i parsed as JSON, or dflt when NULL or not JSON. */
+json_t *sqlx_col_json(sqlite3_stmt *q, int i, json_t *dflt);
+/* j dumped as JSON text, or a copy of dflt when j is NULL (caller frees). */
+char *sqlx_dump_or(const json_t *j, const char *dflt);
+/* Steps q to the end, reading every row into a growing array of items of
+ * size bytes; on error the items read so far are returned for release. */
+int sqlx_collect(struct conn *c, sqlite3_stmt *q, const char *what,
+                 sqlx_row_fn *rd, size_t size, void **items, size_t *len);
+/* Runs sql with n string arguments on c and reads its first row into out:
+ * 0, CP_ENOTFOUND or CP_EIO. */
+int sqlx_row_in(struct conn *c, const char *sql, const char *const *args,
+                int n, sqlx_row_fn *rd, void *out, const char *what);
+/* sqlx_row_in on a pooled connection. */
+int sqlx_row_one(struct store *st, const char *sql, const char *const *args,
+                 int n, sqlx_row_fn *rd, void *out, const char *what);
+/* Runs sql with n string arguments on a pooled connection and collects
+ * every row. */
+int sqlx_rows_all(struct store *st, const char *sql,
+                  const char *const *args, int n, sqlx_row_fn *rd,
+                  size_t size, void **items, size_t *len, const char *what);
 
 /* ==== store_sqlite_nodes.c ==== */
 int sqn_node_get(struct store *st, const char *id, struct store_node *out);

@@ -16,23 +16,9 @@
     "conn_gen, conn_master, connected_at, disconnected_at, last_seen_at, "     \
     "close_code, close_reason, created_at, updated_at"
 
-static json_t *col_json(sqlite3_stmt *q, int i, json_t *dflt)
+static void read_node(sqlite3_stmt *q, void *item)
 {
-    const unsigned char *t = sqlite3_column_text(q, i);
-    json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
-    if (j == NULL)
-        return dflt;
-    json_decref(dflt);
-    return j;
-}
-
-static char *dump_or(const json_t *j, const char *dflt)
-{
-    return j != NULL ? cp_json_dump(j) : cp_strdup(dflt);
-}
-
-static void read_node(sqlite3_stmt *q, struct store_node *n)
-{
+    struct store_node *n = item;
     memset(n, 0, sizeof(*n));
     sqlx_col_fixed(q, 0, n->id, sizeof(n->id));
     sqlx_col_fixed(q, 1, n->grid_id, sizeof(n->grid_id));
@@ -41,11 +27,11 @@ static void read_node(sqlite3_stmt *q, struct store_node *n)
     n->node_number = sqlite3_column_int(q, 4);
     n->token_hash = sqlx_col_str(q, 5);
     n->token_sealed = sqlx_col_str(q, 6);
-    n->labels = col_json(q, 7, json_array());
-    n->info = col_json(q, 8, json_object());
+    n->labels = sqlx_col_json(q, 7, json_array());
+    n->info = sqlx_col_json(q, 8, json_object());
     n->stats = sqlite3_column_type(q, 9) == SQLITE_NULL
                    ? NULL
-                   : col_json(q, 9, NULL);
+                   : sqlx_col_json(q, 9, NULL);
     n->availability = sqlx_col_str(q, 10);
     n->agent_version = sqlx_col_str(q, 11);
     n->connected = sqlite3_column_int(q, 12) != 0;
@@ -61,30 +47,13 @@ static void read_node(sqlite3_stmt *q, struct store_node *n)
     n->updated_at = sqlite3_column_int64(q, 22);
 }
 
-/* Runs a one-row node query with up to two string arguments. */
+/* Runs a one-row node query with one or two string arguments. */
 static int node_one(struct store *st, const char *sql, const char *a,
                     const char *b, struct store_node *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, a);
-    if (b != NULL)
-        sqlx_bind_str(q, 2, b);
-    rc = sqlx_step(c, q, "node get");
-    if (rc == 1) {
-        read_node(q, out);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = CP_ENOTFOUND;
-    }
-    sqlx_done(q);
-out:
-    sqlx_conn_put(s, c);
-    return rc;
+    const char *args[] = {a, b};
+    return sqlx_row_one(st, sql, args, b != NULL ? 2 : 1, read_node, out,
+                        "node get");
 }
 
 int sqn_node_get(struct store *st, const char *id, struct store_node *out)
@@ -126,29 +95,14 @@ int sqn_node_get_by_token_hash(struct store *st, const char *hash,
 int sqn_node_list(struct store *st, const char *grid_id,
                   struct store_node_list *out)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    size_t cap = 0;
-    out->items = NULL;
-    out->len = 0;
-    sqlite3_stmt *q = sqlx_prep(c, "SELECT " NODE_COLS " FROM host_nodes "
-                                   "WHERE grid_id=? ORDER BY name");
-    if (q == NULL)
-        goto out;
-    sqlx_bind_str(q, 1, grid_id);
-    while ((rc = sqlx_step(c, q, "node list")) == 1) {
-        if (out->len == cap) {
-            cap = cap ? cap * 2 : 16;
-            out->items = cp_realloc(out->items, cap * sizeof(*out->items));
-        }
-        read_node(q, &out->items[out->len++]);
-    }
-    sqlx_done(q);
+    const char *args[] = {grid_id};
+    int rc = sqlx_rows_all(st,
+                           "SELECT " NODE_COLS " FROM host_nodes "
+                           "WHERE grid_id=? ORDER BY name",
+                           args, 1, read_node, sizeof(*out->items),
+                           (void **)&out->items, &out->len, "node list");
     if (rc != 0)
         store_node_list_release(out);
-out:
-    sqlx_conn_put(s, c);
     return rc;
 }
 
@@ -256,8 +210,8 @@ int sqn_node_create(struct store *st, const struct store_node *n,
         goto fail;
     }
     int64_t now = n->created_at ? n->created_at : cp_now_ms();
-    labels = dump_or(n->labels, "[]");
-    info = dump_or(n->info, "{}");
+    labels = sqlx_dump_or(n->labels, "[]");
+    info = sqlx_dump_or(n->info, "{}");
     sqlx_bind_str(q, 1, n->id);
     sqlx_bind_str(q, 2, n->grid_id);
     sqlx_bind_str(q, 3, n->node_id);
@@ -310,7 +264,7 @@ int sqn_node_update(struct store *st, const struct store_node *n)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    char *labels = dump_or(n->labels, "[]");
+    char *labels = sqlx_dump_or(n->labels, "[]");
     sqlite3_stmt *q = sqlx_prep(c, "UPDATE host_nodes SET labels=?, "
                                    "availability=?, updated_at=? WHERE id=?");
     if (q == NULL)
@@ -412,7 +366,7 @@ int sqn_node_set_info(struct store *st, const char *id, int64_t gen,
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    char *info_s = dump_or(info, "{}");
+    char *info_s = sqlx_dump_or(info, "{}");
     char *labels_s = labels != NULL ? cp_json_dump(labels) : NULL;
     sqlite3_stmt *q = sqlx_prep(
         c, "UPDATE host_nodes SET info=?3, agent_version=?4, updated=1, "

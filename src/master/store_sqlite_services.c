@@ -22,104 +22,10 @@
 /* ==== Row helpers ==== */
 
 /* Reads one row of q into the struct at item. */
-typedef void row_reader(sqlite3_stmt *q, void *item);
-
 /* NULL for an absent optional id, so "" never reaches an id column. */
 static const char *nz(const char *s)
 {
     return s != NULL && s[0] != '\0' ? s : NULL;
-}
-
-static json_t *col_json(sqlite3_stmt *q, int i, json_t *dflt)
-{
-    const unsigned char *t = sqlite3_column_text(q, i);
-    json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
-    if (j == NULL)
-        return dflt;
-    json_decref(dflt);
-    return j;
-}
-
-static char *dump_or(const json_t *j, const char *dflt)
-{
-    return j != NULL ? cp_json_dump(j) : cp_strdup(dflt);
-}
-
-/* Steps q to the end, reading every row into a growing array of items of
- * size bytes. On error the items read so far are still returned, for the
- * caller's *_list_release(). */
-static int collect(struct conn *c, sqlite3_stmt *q, const char *what,
-                   row_reader *rd, size_t size, void **items, size_t *len)
-{
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlx_step(c, q, what)) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            buf = cp_realloc(buf, cap * size);
-        }
-        rd(q, buf + n * size);
-        n++;
-    }
-    *items = buf;
-    *len = n;
-    return rc;
-}
-
-/* Runs sql with n string arguments on c and reads its first row into out:
- * 0, CP_ENOTFOUND or CP_EIO. */
-static int row_in(struct conn *c, const char *sql, const char *const *args,
-                  int n, row_reader *rd, void *out, const char *what)
-{
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        return CP_EIO;
-    for (int i = 0; i < n; i++)
-        sqlx_bind_str(q, i + 1, args[i]);
-    int rc = sqlx_step(c, q, what);
-    if (rc == 1) {
-        rd(q, out);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = CP_ENOTFOUND;
-    }
-    sqlx_done(q);
-    return rc;
-}
-
-/* row_in on a pooled connection. */
-static int row_one(struct store *st, const char *sql, const char *const *args,
-                   int n, row_reader *rd, void *out, const char *what)
-{
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = row_in(c, sql, args, n, rd, out, what);
-    sqlx_conn_put(s, c);
-    return rc;
-}
-
-/* Runs sql with n string arguments on a pooled connection and collects
- * every row. */
-static int rows_all(struct store *st, const char *sql, const char *const *args,
-                    int n, row_reader *rd, size_t size, void **items,
-                    size_t *len, const char *what)
-{
-    struct sq_store *s = sq(st);
-    *items = NULL;
-    *len = 0;
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
-    sqlite3_stmt *q = sqlx_prep(c, sql);
-    if (q == NULL)
-        goto out;
-    for (int i = 0; i < n; i++)
-        sqlx_bind_str(q, i + 1, args[i]);
-    rc = collect(c, q, what, rd, size, items, len);
-    sqlx_done(q);
-out:
-    sqlx_conn_put(s, c);
-    return rc;
 }
 
 /* True (1) when sql with one text argument returns a row, 0 when not, or
@@ -154,7 +60,7 @@ static void read_service_at(sqlite3_stmt *q, int o, struct store_service *v)
     sqlx_col_fixed(q, o + 2, v->stack_id, sizeof(v->stack_id));
     v->stack_name = sqlx_col_str(q, o + 3);
     v->name = sqlx_col_str(q, o + 4);
-    v->spec = col_json(q, o + 5, json_object());
+    v->spec = sqlx_col_json(q, o + 5, json_object());
     v->revision = sqlite3_column_int64(q, o + 6);
     v->stack_revision = sqlite3_column_int64(q, o + 7);
     v->state = sqlx_col_str(q, o + 8);
@@ -177,7 +83,7 @@ int sqs_service_create(struct store *st, const struct store_service *v)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    char *spec = dump_or(v->spec, "{}");
+    char *spec = sqlx_dump_or(v->spec, "{}");
     sqlite3_stmt *q = sqlx_prep(
         c, "INSERT INTO grid_services(id, grid_id, stack_id, name, spec, "
            "revision, stack_revision, state, deployed_at, "
@@ -213,7 +119,7 @@ int sqs_service_get(struct store *st, const char *grid_id,
                     struct store_service *out)
 {
     const char *stack = nz(stack_name) != NULL ? stack_name : "null";
-    return row_one(st,
+    return sqlx_row_one(st,
                    "SELECT " SVC_COLS SVC_FROM
                    "WHERE k.grid_id=?1 AND k.name=?2 AND v.name=?3",
                    ARGS(grid_id, stack, name), read_service, out,
@@ -223,7 +129,7 @@ int sqs_service_get(struct store *st, const char *grid_id,
 int sqs_service_get_by_id(struct store *st, const char *id,
                           struct store_service *out)
 {
-    return row_one(st, "SELECT " SVC_COLS SVC_FROM "WHERE v.id=?1", ARGS(id),
+    return sqlx_row_one(st, "SELECT " SVC_COLS SVC_FROM "WHERE v.id=?1", ARGS(id),
                    read_service, out, "service get");
 }
 
@@ -231,7 +137,7 @@ int sqs_service_list(struct store *st, const char *grid_id,
                      const char *stack_name, struct store_service_list *out)
 {
     void *items;
-    int rc = rows_all(st,
+    int rc = sqlx_rows_all(st,
                       "SELECT " SVC_COLS SVC_FROM
                       "WHERE v.grid_id=?1 AND (?2 IS NULL OR k.name=?2) "
                       "ORDER BY k.name, v.name",
@@ -316,7 +222,7 @@ int sqs_instance_list(struct store *st, const char *service_id,
                       struct store_instance_list *out)
 {
     void *items;
-    int rc = rows_all(st,
+    int rc = sqlx_rows_all(st,
                       "SELECT " INST_COLS " FROM grid_service_instances i "
                       "WHERE i.service_id=? ORDER BY i.instance_number",
                       ARGS(service_id), read_instance, sizeof(*out->items),
@@ -502,7 +408,7 @@ static void read_deploy(sqlite3_stmt *q, void *item)
     d->state = sqlx_col_str(q, 3);
     d->reason = sqlx_col_str(q, 4);
     d->force = sqlite3_column_int(q, 5) != 0;
-    d->instance_deploys = col_json(q, 6, json_array());
+    d->instance_deploys = sqlx_col_json(q, 6, json_array());
     d->claimed_by = sqlx_col_str(q, 7);
     d->lease_until = sqlite3_column_int64(q, 8);
     d->created_at = sqlite3_column_int64(q, 9);
@@ -535,7 +441,7 @@ static int queued_deploy(struct conn *c, const char *service_id,
 static int deploy_insert(struct conn *c, const struct store_deploy *d,
                          const char *id)
 {
-    char *ideps = dump_or(d->instance_deploys, "[]");
+    char *ideps = sqlx_dump_or(d->instance_deploys, "[]");
     int rc = CP_EIO;
     sqlite3_stmt *q = sqlx_prep(
         c, "INSERT INTO grid_service_deploys(id, service_id, "
@@ -591,7 +497,7 @@ int sqs_deploy_queue(struct store *st, const struct store_deploy *d,
     }
     if (rc != 0)
         goto fail;
-    rc = row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -607,7 +513,7 @@ out:
 
 int sqs_deploy_get(struct store *st, const char *id, struct store_deploy *out)
 {
-    return row_one(st, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    return sqlx_row_one(st, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
 }
 
 /* Candidates, oldest first: ongoing deploys whose lease expired (their
@@ -658,7 +564,7 @@ int sqs_deploy_claim(struct store *st, const char *holder, int64_t now,
     rc = sqlx_run(c, q, "deploy claim");
     if (rc != 0)
         goto fail;
-    rc = row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -724,7 +630,7 @@ int sqs_deploy_list(struct store *st, const char *service_id, int limit,
         goto out;
     sqlx_bind_str(q, 1, service_id);
     sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
-    rc = collect(c, q, "deploy list", read_deploy, sizeof(*out->items), &items,
+    rc = sqlx_collect(c, q, "deploy list", read_deploy, sizeof(*out->items), &items,
                  &out->len);
     out->items = items;
     sqlx_done(q);
@@ -779,7 +685,7 @@ static void read_container(sqlite3_stmt *q, void *item)
     k->name = sqlx_col_str(q, 5);
     k->instance_number = sqlite3_column_int(q, 6);
     k->status = sqlx_col_str(q, 7);
-    k->info = col_json(q, 8, json_object());
+    k->info = sqlx_col_json(q, 8, json_object());
     k->created_at = sqlite3_column_int64(q, 9);
     k->updated_at = sqlite3_column_int64(q, 10);
     k->deleted_at = sqlite3_column_int64(q, 11);
@@ -791,7 +697,7 @@ int sqs_container_save(struct store *st, const struct store_container *k)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    char *info = dump_or(k->info, "{}");
+    char *info = sqlx_dump_or(k->info, "{}");
     char id[STORE_ID_LEN + 1];
     if (k->id[0] != '\0')
         memcpy(id, k->id, sizeof(id));
@@ -896,7 +802,7 @@ int sqs_container_list(struct store *st, const char *grid_id,
 {
     void *items;
     int rc =
-        rows_all(st,
+        sqlx_rows_all(st,
                  "SELECT " CONT_COLS " FROM containers "
                  "WHERE grid_id=?1 AND deleted_at=0 "
                  "AND (?2 IS NULL OR node_id=?2) "
@@ -914,7 +820,7 @@ int sqs_container_get(struct store *st, const char *grid_id,
                       const char *node_id, const char *name,
                       struct store_container *out)
 {
-    return row_one(st,
+    return sqlx_row_one(st,
                    "SELECT " CONT_COLS " FROM containers WHERE grid_id=?1 "
                    "AND name=?3 AND deleted_at=0 "
                    "AND (?2 IS NULL OR node_id=?2) "
@@ -1070,7 +976,7 @@ static int query_limit(const struct store_log_query *q)
  * prepared per call rather than cached (preparing costs microseconds;
  * reads are not on a hot path). */
 static int hq_run(struct store *st, const struct hq *h,
-                  const struct store_log_query *lq, row_reader *rd, size_t size,
+                  const struct store_log_query *lq, sqlx_row_fn *rd, size_t size,
                   void **items, size_t *len, const char *what)
 {
     struct sq_store *s = sq(st);
@@ -1092,7 +998,7 @@ static int hq_run(struct store *st, const struct hq *h,
         sqlite3_bind_int64(q, ++i, lq->since_ms);
     }
     sqlite3_bind_int(q, ++i, query_limit(lq));
-    rc = collect(c, q, what, rd, size, items, len);
+    rc = sqlx_collect(c, q, what, rd, size, items, len);
 out:
     sqlite3_finalize(q);
     sqlx_conn_put(s, c);
@@ -1147,7 +1053,7 @@ static void read_event(sqlite3_stmt *q, void *item)
     e->type = sqlx_col_str(q, 6);
     e->message = sqlx_col_str(q, 7);
     e->meta =
-        sqlite3_column_type(q, 8) == SQLITE_NULL ? NULL : col_json(q, 8, NULL);
+        sqlite3_column_type(q, 8) == SQLITE_NULL ? NULL : sqlx_col_json(q, 8, NULL);
     e->created_at = sqlite3_column_int64(q, 9);
 }
 
