@@ -31,6 +31,7 @@ const char agent_config_usage[] =
     "  KONTENA_PING_INTERVAL ping interval in seconds (30)\n"
     "  KONTENA_NODE_UPDATE_INTERVAL  /nodes/update interval (60)\n"
     "  KONTENA_STATS_INTERVAL        /nodes/stats interval (60)\n"
+    "  KONTENA_PODS_INTERVAL         service pod pull interval (30)\n"
     "  LOG_LEVEL             debug|info|warn|error (info)\n"
     "  KONTENA_TRACE         traces: ws,rpc,engine\n"
     "  DOCKER_HOST           unix:///path (unix:///var/run/docker.sock)\n";
@@ -349,7 +350,9 @@ static int parse_env(struct agent_config *cfg, char *const *env, char *err,
                     PROTO_NODE_UPDATE_INTERVAL_S, 1, 86400,
                     &cfg->update_interval_s, err, errlen) != 0 ||
         int_setting(env, "KONTENA_STATS_INTERVAL", PROTO_NODE_STATS_INTERVAL_S,
-                    1, 86400, &cfg->stats_interval_s, err, errlen) != 0)
+                    1, 86400, &cfg->stats_interval_s, err, errlen) != 0 ||
+        int_setting(env, "KONTENA_PODS_INTERVAL", 30, 1, 86400,
+                    &cfg->pods_interval_s, err, errlen) != 0)
         return CP_EINVAL;
 
     cfg->log_level = CP_LOG_INFO;

@@ -46,6 +46,7 @@ struct agent_config {
     int ping_interval_s;         /* KONTENA_PING_INTERVAL (30) */
     int update_interval_s;       /* KONTENA_NODE_UPDATE_INTERVAL (60) */
     int stats_interval_s;        /* KONTENA_STATS_INTERVAL (60) */
+    int pods_interval_s;         /* KONTENA_PODS_INTERVAL (30) */
     enum cp_log_level log_level; /* LOG_LEVEL (info) */
     unsigned trace;              /* KONTENA_TRACE */
     char *docker_socket;         /* DOCKER_HOST unix:///path, the path part */

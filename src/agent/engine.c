@@ -171,3 +171,388 @@ bool engine_is_podman(const json_t *version)
     }
     return false;
 }
+
+/* ==== Containers and images ==== */
+
+/* One request: method, path (under ENGINE_API_PREFIX), optional JSON
+ * body, HTTP timeout. Fills *status and the raw body. Returns 0 when the
+ * engine answered at all (any status), else CP_EIO/CP_EPROTO with err. */
+static int perform(struct engine *e, const char *method, const char *path,
+                   const json_t *body, long timeout_ms, long *status,
+                   struct cp_buf *resp, char *err, size_t errlen)
+{
+    int rc = 0;
+    char *url = cp_asprintf("http://docker%s%s", ENGINE_API_PREFIX, path);
+    char *payload = body != NULL ? cp_json_dump(body) : NULL;
+    struct curl_slist *hdrs = NULL;
+    setup(e);
+    CURL *c = e->curl;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (payload != NULL) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    cp_trace(CP_TRACE_ENGINE, "engine: %s %s", method, url);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc == CURLE_WRITE_ERROR) {
+        snprintf(err, errlen, "%s %s: response larger than %u bytes", method,
+                 path, ENGINE_MAX_BODY);
+        rc = CP_EPROTO;
+        goto out;
+    }
+    if (cc != CURLE_OK) {
+        snprintf(err, errlen, "%s %s via %s: %s", method, path, e->socket_path,
+                 curl_easy_strerror(cc));
+        rc = CP_EIO;
+        goto out;
+    }
+    *status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+out:
+    curl_slist_free_all(hdrs);
+    cp_free(payload);
+    cp_free(url);
+    return rc;
+}
+
+/* perform() plus status mapping and optional JSON parsing of the body.
+ * ok_status (e.g. 304) also counts as success. */
+static int call(struct engine *e, const char *method, const char *path,
+                const json_t *body, long timeout_ms, long ok_status,
+                json_t **out, char *err, size_t errlen)
+{
+    if (out != NULL)
+        *out = NULL;
+    long status = 0;
+    struct cp_buf resp;
+    cp_buf_init(&resp, ENGINE_MAX_BODY);
+    int rc =
+        perform(e, method, path, body, timeout_ms, &status, &resp, err, errlen);
+    if (rc != 0)
+        goto out;
+    if ((status < 200 || status > 299) && status != ok_status) {
+        char msg[256];
+        engine_error_text(resp.data, resp.len, msg, sizeof(msg));
+        snprintf(err, errlen, "%s %s: HTTP %ld: %s", method, path, status,
+                 msg[0] != '\0' ? msg : "no message");
+        rc = status == 404   ? CP_ENOTFOUND
+             : status == 409 ? CP_ECONFLICT
+             : status >= 500 ? CP_EIO
+                             : CP_EINVAL;
+        goto out;
+    }
+    if (out != NULL) {
+        char why[160];
+        *out = cp_json_parse(resp.data != NULL ? resp.data : "", resp.len, why,
+                             sizeof(why));
+        if (*out == NULL) {
+            snprintf(err, errlen, "%s %s: bad JSON: %s", method, path, why);
+            rc = CP_EPROTO;
+        }
+    }
+out:
+    cp_buf_release(&resp);
+    return rc;
+}
+
+static char *escape(struct engine *e, const char *s)
+{
+    if (e->curl == NULL)
+        e->curl = curl_easy_init();
+    char *c = curl_easy_escape(e->curl, s, 0);
+    char *r = cp_strdup(c != NULL ? c : "");
+    curl_free(c);
+    return r;
+}
+
+int engine_containers_list(struct engine *e, const char *label, json_t **out,
+                           char *err, size_t errlen)
+{
+    char *path;
+    if (label != NULL) {
+        json_t *f = json_pack("{s:[s]}", "label", label);
+        char *dump = cp_json_dump(f);
+        char *q = escape(e, dump);
+        path = cp_asprintf("/containers/json?all=1&filters=%s", q);
+        cp_free(q);
+        cp_free(dump);
+        json_decref(f);
+    } else {
+        path = cp_asprintf("/containers/json?all=1");
+    }
+    int rc = call(e, "GET", path, NULL, ENGINE_TIMEOUT_MS, 0, out, err, errlen);
+    if (rc == 0 && !json_is_array(*out)) {
+        snprintf(err, errlen, "GET %s: expected a JSON array", path);
+        json_decref(*out);
+        *out = NULL;
+        rc = CP_EPROTO;
+    }
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_inspect(struct engine *e, const char *id, json_t **out,
+                             char *err, size_t errlen)
+{
+    char *path = cp_asprintf("/containers/%s/json", id);
+    int rc = call(e, "GET", path, NULL, ENGINE_TIMEOUT_MS, 0, out, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_create(struct engine *e, const char *name,
+                            const json_t *body, char **id_out, char *err,
+                            size_t errlen)
+{
+    *id_out = NULL;
+    char *q = escape(e, name);
+    char *path = cp_asprintf("/containers/create?name=%s", q);
+    json_t *resp = NULL;
+    int rc =
+        call(e, "POST", path, body, ENGINE_TIMEOUT_MS, 0, &resp, err, errlen);
+    if (rc == 0) {
+        const char *id = cp_json_str(resp, "Id");
+        if (id == NULL) {
+            snprintf(err, errlen, "POST %s: no Id in the answer", path);
+            rc = CP_EPROTO;
+        } else {
+            *id_out = cp_strdup(id);
+        }
+    }
+    json_decref(resp);
+    cp_free(path);
+    cp_free(q);
+    return rc;
+}
+
+int engine_container_start(struct engine *e, const char *id, char *err,
+                           size_t errlen)
+{
+    char *path = cp_asprintf("/containers/%s/start", id);
+    int rc =
+        call(e, "POST", path, NULL, ENGINE_TIMEOUT_MS, 304, NULL, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_stop(struct engine *e, const char *id, int timeout_s,
+                          char *err, size_t errlen)
+{
+    char *path = timeout_s >= 0
+                     ? cp_asprintf("/containers/%s/stop?t=%d", id, timeout_s)
+                     : cp_asprintf("/containers/%s/stop", id);
+    long ms =
+        (long)(timeout_s >= 0 ? timeout_s : 10) * 1000 + ENGINE_TIMEOUT_MS;
+    int rc = call(e, "POST", path, NULL, ms, 304, NULL, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_kill(struct engine *e, const char *id, const char *sig,
+                          char *err, size_t errlen)
+{
+    char *path = cp_asprintf("/containers/%s/kill?signal=%s", id,
+                             sig != NULL ? sig : "SIGKILL");
+    int rc =
+        call(e, "POST", path, NULL, ENGINE_TIMEOUT_MS, 0, NULL, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_remove(struct engine *e, const char *id, bool force,
+                            char *err, size_t errlen)
+{
+    char *path =
+        cp_asprintf("/containers/%s?v=1%s", id, force ? "&force=1" : "");
+    int rc =
+        call(e, "DELETE", path, NULL, ENGINE_TIMEOUT_MS, 0, NULL, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_container_stats(struct engine *e, const char *id, json_t **out,
+                           char *err, size_t errlen)
+{
+    char *path = cp_asprintf("/containers/%s/stats?stream=false", id);
+    int rc = call(e, "GET", path, NULL, ENGINE_TIMEOUT_MS, 0, out, err, errlen);
+    cp_free(path);
+    return rc;
+}
+
+int engine_image_inspect(struct engine *e, const char *ref, json_t **out,
+                         char *err, size_t errlen)
+{
+    char *path = cp_asprintf("/images/%s/json", ref);
+    json_t *j = NULL;
+    int rc = call(e, "GET", path, NULL, ENGINE_TIMEOUT_MS, 0, &j, err, errlen);
+    if (out != NULL)
+        *out = j;
+    else
+        json_decref(j);
+    cp_free(path);
+    return rc;
+}
+
+bool engine_pull_error(const char *body, size_t len, char *out, size_t outlen)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && body[end] != '\n')
+            end++;
+        json_t *j = cp_json_parse(body + pos, end - pos, NULL, 0);
+        const char *msg =
+            cp_json_str(json_object_get(j, "errorDetail"), "message");
+        if (msg == NULL)
+            msg = cp_json_str(j, "error");
+        if (msg != NULL) {
+            snprintf(out, outlen, "%s", msg);
+            json_decref(j);
+            return true;
+        }
+        json_decref(j);
+        pos = end + 1;
+    }
+    return false;
+}
+
+int engine_image_pull(struct engine *e, const char *ref, char *err,
+                      size_t errlen)
+{
+    /* Split "repo:tag" (a ':' after the last '/'; "host:5000/x" has none). */
+    char *name = cp_strdup(ref);
+    char *slash = strrchr(name, '/');
+    char *colon = strrchr(slash != NULL ? slash : name, ':');
+    char *at = strchr(name, '@');
+    const char *tag = "latest";
+    if (at == NULL && colon != NULL) {
+        *colon = '\0';
+        tag = colon + 1;
+    }
+    char *qn = escape(e, name);
+    char *qt = escape(e, tag);
+    char *path =
+        at != NULL ? cp_asprintf("/images/create?fromImage=%s", qn)
+                   : cp_asprintf("/images/create?fromImage=%s&tag=%s", qn, qt);
+    long status = 0;
+    struct cp_buf resp;
+    cp_buf_init(&resp, ENGINE_MAX_BODY);
+    int rc = perform(e, "POST", path, NULL, ENGINE_PULL_TIMEOUT_MS, &status,
+                     &resp, err, errlen);
+    if (rc != 0)
+        goto out;
+    char msg[256];
+    if (status < 200 || status > 299) {
+        engine_error_text(resp.data, resp.len, msg, sizeof(msg));
+        snprintf(err, errlen, "HTTP %ld: %s", status,
+                 msg[0] != '\0' ? msg : "no message");
+        rc = status == 404 ? CP_ENOTFOUND : CP_EIO;
+    } else if (engine_pull_error(resp.data, resp.len, msg, sizeof(msg))) {
+        snprintf(err, errlen, "%s", msg);
+        rc = CP_EIO;
+    }
+out:
+    cp_buf_release(&resp);
+    cp_free(path);
+    cp_free(qt);
+    cp_free(qn);
+    cp_free(name);
+    return rc;
+}
+
+/* ==== Streams ==== */
+
+struct stream_ctx {
+    engine_chunk_fn *fn;
+    void *ctx;
+    const volatile int *cancel;
+    bool is_stopped;
+    long status;
+    struct cp_buf errbody; /* the body of a non-2xx answer */
+    CURL *curl;
+};
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct stream_ctx *s = ctx;
+    size_t n = size * nmemb;
+    if (s->status == 0)
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status < 200 || s->status > 299) {
+        cp_buf_append(&s->errbody, data, n);
+        return n;
+    }
+    if (s->fn(s->ctx, data, n) != 0) {
+        s->is_stopped = true;
+        return 0;
+    }
+    return n;
+}
+
+static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un)
+{
+    CP_UNUSED(dt);
+    CP_UNUSED(dn);
+    CP_UNUSED(ut);
+    CP_UNUSED(un);
+    struct stream_ctx *s = ctx;
+    if (s->cancel != NULL && *s->cancel) {
+        s->is_stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+int engine_stream(struct engine *e, const char *path, engine_chunk_fn *fn,
+                  void *ctx, const volatile int *cancel, char *err,
+                  size_t errlen)
+{
+    int rc = 0;
+    char *url = cp_asprintf("http://docker%s%s", ENGINE_API_PREFIX, path);
+    struct stream_ctx s = {.fn = fn, .ctx = ctx, .cancel = cancel};
+    cp_buf_init(&s.errbody, 64 * 1024);
+    setup(e);
+    CURL *c = e->curl;
+    s.curl = c;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+    cp_trace(CP_TRACE_ENGINE, "engine: stream GET %s", url);
+    CURLcode cc = curl_easy_perform(c);
+    if (s.is_stopped)
+        goto out;
+    if (cc != CURLE_OK) {
+        snprintf(err, errlen, "GET %s via %s: %s", path, e->socket_path,
+                 curl_easy_strerror(cc));
+        rc = CP_EIO;
+        goto out;
+    }
+    if (s.status == 0)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+    if (s.status < 200 || s.status > 299) {
+        char msg[256];
+        engine_error_text(s.errbody.data, s.errbody.len, msg, sizeof(msg));
+        snprintf(err, errlen, "GET %s: HTTP %ld: %s", path, s.status,
+                 msg[0] != '\0' ? msg : "no message");
+        rc = s.status == 404   ? CP_ENOTFOUND
+             : s.status >= 500 ? CP_EIO
+                               : CP_EINVAL;
+    }
+out:
+    cp_buf_release(&s.errbody);
+    cp_free(url);
+    return rc;
+}

@@ -47,4 +47,68 @@ bool engine_is_podman(const json_t *version);
  * body's first line. Writes at most errlen bytes to out. Pure. */
 void engine_error_text(const char *body, size_t len, char *out, size_t outlen);
 
+/* ==== Containers and images (the pod worker) ====
+ *
+ * Same error contract as engine_get_json: 0; CP_EIO (unreachable, 5xx);
+ * CP_ENOTFOUND (404); CP_ECONFLICT (409); CP_EINVAL (other 4xx);
+ * CP_EPROTO (bad or oversized body); err holds one line naming the call
+ * and the engine's message. A struct engine is not thread-safe: each
+ * thread that calls the engine owns its own (engine_new is cheap). */
+
+/* GET /containers/json?all=1, only containers carrying label (a key, or
+ * "key=value"); NULL lists every container. *out: new JSON array. */
+int engine_containers_list(struct engine *e, const char *label, json_t **out,
+                           char *err, size_t errlen);
+/* GET /containers/{id}/json; *out: new object. */
+int engine_container_inspect(struct engine *e, const char *id, json_t **out,
+                             char *err, size_t errlen);
+/* POST /containers/create?name=name with body; *id_out: the new id
+ * (caller frees). */
+int engine_container_create(struct engine *e, const char *name,
+                            const json_t *body, char **id_out, char *err,
+                            size_t errlen);
+/* POST /containers/{id}/start; "already started" (304) counts as 0. */
+int engine_container_start(struct engine *e, const char *id, char *err,
+                           size_t errlen);
+/* POST /containers/{id}/stop?t=timeout_s (timeout_s < 0: the engine's
+ * default); the HTTP timeout is timeout_s plus a margin. 304 counts as 0. */
+int engine_container_stop(struct engine *e, const char *id, int timeout_s,
+                          char *err, size_t errlen);
+/* POST /containers/{id}/kill?signal=sig (NULL: SIGKILL). */
+int engine_container_kill(struct engine *e, const char *id, const char *sig,
+                          char *err, size_t errlen);
+/* DELETE /containers/{id}?force=1&v=1 when force, else ?v=1. */
+int engine_container_remove(struct engine *e, const char *id, bool force,
+                            char *err, size_t errlen);
+/* GET /containers/{id}/stats?stream=false; *out: new object. */
+int engine_container_stats(struct engine *e, const char *id, json_t **out,
+                           char *err, size_t errlen);
+/* GET /images/{ref}/json; *out: new object (NULL allowed: only check). */
+int engine_image_inspect(struct engine *e, const char *ref, json_t **out,
+                         char *err, size_t errlen);
+/* POST /images/create?fromImage=ref (tag split off). The engine answers
+ * 200 and a JSON progress stream even when the pull fails (Podman always
+ * does): an errorDetail/error member anywhere in the stream makes it
+ * CP_EIO with that message in err. Takes up to ENGINE_PULL_TIMEOUT_MS. */
+#define ENGINE_PULL_TIMEOUT_MS 600000
+int engine_image_pull(struct engine *e, const char *ref, char *err,
+                      size_t errlen);
+/* The first error in a pull's JSON progress stream (errorDetail.message,
+ * else error), or NULL when there is none. Borrowed from stream; body is
+ * NUL-terminated text. Pure; writes the message into out. */
+bool engine_pull_error(const char *body, size_t len, char *out, size_t outlen);
+
+/* Called with each chunk of a streamed body; return 0 to go on, non-zero
+ * to stop the stream. */
+typedef int engine_chunk_fn(void *ctx, const char *data, size_t len);
+
+/* GET ENGINE_API_PREFIX + path with no overall timeout, feeding the body
+ * to fn as it arrives (events, logs with follow=1). Returns when the
+ * engine ends the stream (0), when fn or *cancel asks to stop (0; cancel
+ * is polled at least once a second), or on error (CP_EIO, CP_ENOTFOUND,
+ * CP_EINVAL, with err). */
+int engine_stream(struct engine *e, const char *path, engine_chunk_fn *fn,
+                  void *ctx, const volatile int *cancel, char *err,
+                  size_t errlen);
+
 #endif

@@ -480,6 +480,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         check_signal(l);
+        if (l->h.on_wake != NULL && l->exit_status < 0)
+            l->h.on_wake(l->h.ctx);
         return 0;
     default:
         return 0;
@@ -630,6 +632,11 @@ int link_send(struct link *l, char *buf, size_t len)
     l->q_bytes += len;
     lws_callback_on_writable(l->wsi);
     return 0;
+}
+
+void link_wake(struct link *l)
+{
+    lws_cancel_service(l->ctx);
 }
 
 bool link_is_open(const struct link *l)

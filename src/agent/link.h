@@ -39,6 +39,8 @@ struct link_handler {
     void (*on_close)(void *ctx, int code, const char *reason);
     /* About once a second, connected or not. */
     void (*on_tick)(void *ctx);
+    /* After link_wake() (may be NULL). */
+    void (*on_wake)(void *ctx);
 };
 
 struct link_options {
@@ -72,6 +74,10 @@ int link_run(struct link *l);
  * LINK_MAX_QUEUED bytes are already waiting (buf is freed either way). */
 int link_send(struct link *l, char *buf, size_t len);
 bool link_is_open(const struct link *l);
+
+/* Makes the loop call the handler's on_wake soon. The only link function
+ * that is safe from any thread. */
+void link_wake(struct link *l);
 
 /* Asks the link to close the current connection with code and reason,
  * then reconnect with backoff. Safe from any callback. */

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "engine.h"
 #include "link.h"
+#include "podworker.h"
 #include "../common/alloc.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -21,6 +22,7 @@ extern char **environ;
 struct glue {
     struct agent *agent;
     struct link *link;
+    struct podworker *pods;
 };
 
 static int io_send(void *ctx, char *buf, size_t len)
@@ -45,6 +47,7 @@ static void on_open(void *ctx)
 {
     struct glue *g = ctx;
     agent_on_open(g->agent, cp_mono_ms());
+    podworker_on_open(g->pods, cp_mono_ms());
 }
 
 static int on_message(void *ctx, const void *buf, size_t len)
@@ -59,12 +62,33 @@ static void on_close(void *ctx, int code, const char *reason)
     CP_UNUSED(reason);
     struct glue *g = ctx;
     agent_on_close(g->agent);
+    podworker_on_close(g->pods);
 }
 
 static void on_tick(void *ctx)
 {
     struct glue *g = ctx;
     agent_tick(g->agent, cp_mono_ms());
+    podworker_tick(g->pods, cp_mono_ms());
+}
+
+static void on_wake(void *ctx)
+{
+    struct glue *g = ctx;
+    podworker_tick(g->pods, cp_mono_ms());
+}
+
+/* From the pod worker's threads. */
+static void wake_link(void *ctx)
+{
+    struct glue *g = ctx;
+    link_wake(g->link);
+}
+
+static void on_pods_notify(void *ctx, const char *reason)
+{
+    struct glue *g = ctx;
+    podworker_notify(g->pods, reason);
 }
 
 int main(int argc, char **argv)
@@ -99,6 +123,15 @@ int main(int argc, char **argv)
     struct agent_io io = {
         .ctx = &g, .send = io_send, .set_header = io_set_header};
     g.agent = agent_new(&cfg, engine, &io);
+    struct podworker_options popt = {
+        .socket_path = cfg.docker_socket,
+        .pull_interval_ms = cfg.pods_interval_s * 1000,
+        .stats_interval_ms = cfg.stats_interval_s * 1000,
+        .wake = wake_link,
+        .wake_ctx = &g,
+    };
+    g.pods = podworker_new(&popt, g.agent);
+    agent_set_pods_hook(g.agent, on_pods_notify, &g);
     struct link_options opt = {
         .uri = &cfg.uri,
         .ssl_verify = cfg.ssl_verify,
@@ -112,6 +145,7 @@ int main(int argc, char **argv)
         .on_message = on_message,
         .on_close = on_close,
         .on_tick = on_tick,
+        .on_wake = on_wake,
     };
     g.link = link_new(&opt, &h);
     if (g.link == NULL)
@@ -119,6 +153,7 @@ int main(int argc, char **argv)
     status = link_run(g.link);
     cp_info("agent: stopped (exit status %d)", status);
 out:
+    podworker_free(g.pods); /* before the link: its threads wake it */
     link_free(g.link);
     agent_free(g.agent);
     engine_free(engine);

@@ -52,6 +52,8 @@ extern const struct cli_cmd cmd_master_user[];
 extern const struct cli_cmd cmd_grid_user[];
 extern const struct cli_cmd cmd_node[];
 extern const struct cli_cmd cmd_node_label[];
+extern const struct cli_cmd cmd_service[];
+extern const struct cli_cmd cmd_container[];
 int cmd_grid_env(struct cli *cli, const struct args *a);
 int cmd_whoami(struct cli *cli, const struct args *a);
 int cmd_version(struct cli *cli, const struct args *a);
@@ -103,5 +105,55 @@ json_t *cmd_node_labels_remove(const json_t *labels, const char *const *rm,
                                size_t n, const char **missing);
 /* A byte count as "1.50 GiB" (caller frees). */
 char *cmd_node_bytes(long long n);
+
+/* Pure helpers of cmd_service.c, exported for the unit tests and for
+ * cmd_container.c. Each returns 0 or CP_EINVAL with a lower-case reason
+ * in err (errlen bytes) unless said otherwise. */
+/* Splits a service argument "svc", "S/svc" or "G/S/svc" into owned
+ * strings (caller frees): *grid is NULL when not given, *stack is "null"
+ * when not given. */
+int cmd_service_ref(const char *ref, char **grid, char **stack, char **name,
+                    char *err, size_t errlen);
+/* "/v1/services/<grid>/<stack>/<name><suffix>", escaped (caller frees). */
+char *cmd_service_path(const char *grid, const char *stack, const char *name,
+                       const char *suffix);
+/* A port spec "8080:80", "8080:80/udp" or "0.0.0.0:8080:80[/tcp]" as
+ * {ip, protocol, node_port, container_port} in *out (new reference). */
+int cmd_service_port(const char *spec, json_t **out, char *err, size_t errlen);
+/* A memory size "512m", "1g", "1.5G", "64k" or plain bytes in *out. */
+int cmd_service_memory(const char *s, long long *out, char *err, size_t errlen);
+/* A secret spec "SECRET:NAME[:env]" as {secret, name, type} in *out. */
+int cmd_service_secret(const char *spec, json_t **out, char *err,
+                       size_t errlen);
+
+/* An incremental parser for a stream of concatenated JSON objects with
+ * whitespace between them (the master's follow responses). Objects larger
+ * than max bytes are an error. */
+struct cmd_jstream;
+/* Called for each complete object (borrowed); non-zero stops the feed and
+ * is returned by cmd_jstream_feed(). */
+typedef int cmd_jstream_fn(void *ud, json_t *obj);
+struct cmd_jstream *cmd_jstream_new(size_t max);
+void cmd_jstream_free(struct cmd_jstream *js);
+/* Feeds len bytes. Returns 0, the callback's non-zero result, or
+ * CP_EPROTO (bad JSON or a non-object at the top level; the reason is in
+ * cmd_jstream_error()) or CP_EINVAL (an object over max). After an error
+ * the parser must be reset. */
+int cmd_jstream_feed(struct cmd_jstream *js, const char *data, size_t len,
+                     cmd_jstream_fn *fn, void *ud);
+/* Drops any partial object, e.g. before a reconnect. */
+void cmd_jstream_reset(struct cmd_jstream *js);
+/* True when part of an object is buffered. */
+bool cmd_jstream_is_partial(const struct cmd_jstream *js);
+/* The reason of the last error; borrowed. */
+const char *cmd_jstream_error(const struct cmd_jstream *js);
+
+/* Prints the items of a container_logs or event_logs path (no query
+ * string; query is "limit=N&since=T" or ""): the backlog first, then,
+ * with is_follow, the live stream until SIGINT, reconnecting from the
+ * last id. Returns the exit code. */
+int cmd_service_logs_run(struct cli *cli, struct client *c, const char *path,
+                         const char *query, bool is_follow, bool is_events,
+                         const char *what);
 
 #endif

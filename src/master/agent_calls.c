@@ -75,6 +75,14 @@ static const struct {
 } calls[] = {
     {PROTO_M_NODES_UPDATE, do_nodes_update},
     {PROTO_M_NODES_GET, do_nodes_get},
+    {PROTO_M_PODS_LIST, agent_calls_pods_list},
+    {PROTO_M_PODS_SET_STATE, agent_calls_pods_set_state},
+    {PROTO_M_PODS_EVENT, agent_calls_pods_event},
+    {PROTO_M_CONTAINERS_SAVE, agent_calls_containers_save},
+    {PROTO_M_CONTAINERS_EVENT, agent_calls_containers_event},
+    {PROTO_M_CONTAINERS_CLEANUP, agent_calls_containers_cleanup},
+    {PROTO_M_CONTAINERS_LOG_BATCH, agent_calls_containers_log_batch},
+    {PROTO_M_CONTAINERS_HEALTH, agent_calls_containers_health},
 };
 
 agent_call_fn *agent_calls_find(const char *method)

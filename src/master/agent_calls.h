@@ -38,4 +38,16 @@ agent_call_fn *agent_calls_find(const char *method);
 /* Sets c->error to {code, message}. */
 void agent_call_error(struct agent_call *c, int code, const char *msg);
 
+/* Service pod and container calls (agent_calls_pods.c, spec 4.5). Each
+ * validates its params (400 on bad shape) and acts on the calling node's
+ * rows only. */
+void agent_calls_pods_list(struct agent_call *c);
+void agent_calls_pods_set_state(struct agent_call *c);
+void agent_calls_pods_event(struct agent_call *c);
+void agent_calls_containers_save(struct agent_call *c);
+void agent_calls_containers_event(struct agent_call *c);
+void agent_calls_containers_cleanup(struct agent_call *c);
+void agent_calls_containers_log_batch(struct agent_call *c);
+void agent_calls_containers_health(struct agent_call *c);
+
 #endif

@@ -10,6 +10,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <stdarg.h>
@@ -56,6 +57,56 @@ static const struct api_route routes[] = {
      API_LOAD_GRID | API_GRID_ADMIN},
     {API_DELETE, "/v1/nodes/:grid/:node/token", api_node_token_delete,
      API_LOAD_GRID | API_GRID_ADMIN},
+    /* Services, containers, logs and events (api_services.c,
+     * api_containers.c, api_logs.c). */
+    {API_GET, "/v1/grids/:grid/services", api_services_list, API_LOAD_GRID},
+    {API_POST, "/v1/grids/:grid/services", api_services_create,
+     API_LOAD_GRID},
+    {API_GET, "/v1/grids/:grid/container_logs", api_grid_container_logs,
+     API_LOAD_GRID},
+    {API_GET, "/v1/grids/:grid/event_logs", api_grid_event_logs,
+     API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc", api_service_show,
+     API_LOAD_GRID},
+    {API_PUT, "/v1/services/:grid/:stack/:svc", api_service_update,
+     API_LOAD_GRID},
+    {API_DELETE, "/v1/services/:grid/:stack/:svc", api_service_delete,
+     API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/deploy", api_service_deploy,
+     API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/scale", api_service_scale,
+     API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/start", api_service_start,
+     API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/stop", api_service_stop,
+     API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/restart",
+     api_service_restart, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/deploys/:id",
+     api_service_deploy_show, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/instances",
+     api_service_instances, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/instances/:id",
+     api_service_instance_show, API_LOAD_GRID},
+    {API_DELETE, "/v1/services/:grid/:stack/:svc/instances/:id",
+     api_service_instance_delete, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/containers",
+     api_service_containers, API_LOAD_GRID},
+    {API_POST, "/v1/services/:grid/:stack/:svc/envs", api_service_env_add,
+     API_LOAD_GRID},
+    {API_DELETE, "/v1/services/:grid/:stack/:svc/envs/:key",
+     api_service_env_delete, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/container_logs",
+     api_service_container_logs, API_LOAD_GRID},
+    {API_GET, "/v1/services/:grid/:stack/:svc/event_logs",
+     api_service_event_logs, API_LOAD_GRID},
+    {API_GET, "/v1/containers/:grid", api_containers_list, API_LOAD_GRID},
+    {API_GET, "/v1/containers/:grid/:node/:name", api_container_show,
+     API_LOAD_GRID},
+    {API_GET, "/v1/containers/:grid/:node/:name/logs", api_container_logs,
+     API_LOAD_GRID},
+    {API_GET, "/v1/containers/:grid/:node/:name/inspect",
+     api_container_inspect, API_LOAD_GRID},
     {API_POST, "/v1/grids/:grid/users", api_grid_users_add,
      API_LOAD_GRID | API_GRID_ADMIN},
     {API_DELETE, "/v1/grids/:grid/users/:email", api_grid_users_remove,
@@ -136,6 +187,18 @@ void api_raw_json(struct api_res *res, int status, struct cp_buf *b)
     res->raw_type = "application/json";
     b->data = NULL;
     cp_buf_release(b);
+}
+
+void api_stream(struct api_res *res, api_stream_poll *poll,
+                api_stream_free *free_fn, void *ctx)
+{
+    assert(poll != NULL && free_fn != NULL);
+    json_decref(res->body);
+    res->body = NULL;
+    if (res->stream.free != NULL)
+        res->stream.free(res->stream.ctx);
+    res->status = 200;
+    res->stream = (struct api_stream){poll, free_fn, ctx};
 }
 
 void api_error(struct api_res *res, int status, const char *fmt, ...)
@@ -502,5 +565,7 @@ void api_res_release(struct api_res *res)
     json_decref(res->body);
     cp_free(res->raw);
     cp_free(res->www_authenticate);
+    if (res->stream.free != NULL)
+        res->stream.free(res->stream.ctx);
     memset(res, 0, sizeof(*res));
 }

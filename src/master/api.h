@@ -66,14 +66,32 @@ struct api_req {
     struct store_grid grid; /* with API_LOAD_GRID */
 };
 
+/* A streamed answer (spec 3.3 "follow"): a chunked 200 response that
+ * never ends by itself. http.c drives it: it calls poll on a worker
+ * thread, sends what poll appended to out, and calls poll again after
+ * 0.1 s when it wrote items, or writes a single space as keep-alive and
+ * waits 0.5 s when it wrote none. poll returns the number of items it
+ * wrote, or a CP_E* code to end the stream. free(ctx) runs once, on the
+ * loop thread, when the client went away, the master shuts down, or the
+ * stream was never started. At most HTTP_MAX_STREAMS run at once (503
+ * beyond). */
+typedef int api_stream_poll(void *ctx, struct cp_buf *out);
+typedef void api_stream_free(void *ctx);
+struct api_stream {
+    api_stream_poll *poll; /* NULL: not a stream */
+    api_stream_free *free;
+    void *ctx;
+};
+
 /* The response a handler fills. body is a JSON value (owned) unless raw
- * is set (owned text with raw_type as its content type). */
+ * is set (owned text with raw_type as its content type), or stream. */
 struct api_res {
     int status;
     json_t *body;
     char *raw;
     const char *raw_type;
     char *www_authenticate;
+    struct api_stream stream; /* owned; taken over by http.c */
 };
 
 typedef void api_handler(struct api_req *req, struct api_res *res);
@@ -120,6 +138,10 @@ void api_json(struct api_res *res, int status, json_t *body);
 void api_raw_json(struct api_res *res, int status, struct cp_buf *b);
 /* The most a rendered response may hold. */
 #define API_MAX_RESPONSE (64u * 1024 * 1024)
+/* Answers with a stream (takes ownership of ctx; see struct
+ * api_stream). */
+void api_stream(struct api_res *res, api_stream_poll *poll,
+                api_stream_free *free_fn, void *ctx);
 /* Maps a store error to a response ("Not found", 409, 500...). */
 void api_store_error(struct api_res *res, int err);
 /* Value of query parameter name (decoded, new string) or NULL. */
@@ -166,5 +188,42 @@ void api_node_token_show(struct api_req *req, struct api_res *res);
 void api_node_token_update(struct api_req *req, struct api_res *res);
 void api_node_token_delete(struct api_req *req, struct api_res *res);
 void api_node_stats(struct api_req *req, struct api_res *res);
+
+
+/* api_services.c */
+void api_services_list(struct api_req *req, struct api_res *res);
+void api_services_create(struct api_req *req, struct api_res *res);
+void api_service_show(struct api_req *req, struct api_res *res);
+void api_service_update(struct api_req *req, struct api_res *res);
+void api_service_delete(struct api_req *req, struct api_res *res);
+void api_service_deploy(struct api_req *req, struct api_res *res);
+void api_service_scale(struct api_req *req, struct api_res *res);
+void api_service_start(struct api_req *req, struct api_res *res);
+void api_service_stop(struct api_req *req, struct api_res *res);
+void api_service_restart(struct api_req *req, struct api_res *res);
+void api_service_deploy_show(struct api_req *req, struct api_res *res);
+void api_service_instances(struct api_req *req, struct api_res *res);
+void api_service_instance_show(struct api_req *req, struct api_res *res);
+void api_service_instance_delete(struct api_req *req, struct api_res *res);
+void api_service_containers(struct api_req *req, struct api_res *res);
+void api_service_env_add(struct api_req *req, struct api_res *res);
+void api_service_env_delete(struct api_req *req, struct api_res *res);
+/* Loads the service of params[1] (stack, "null" = default) and params[2]
+ * (name) in the loaded grid; answers 404 and returns non-zero when there
+ * is none. */
+int api__service_load(struct api_req *req, struct api_res *res,
+                      struct store_service *out);
+
+/* api_containers.c */
+void api_containers_list(struct api_req *req, struct api_res *res);
+void api_container_show(struct api_req *req, struct api_res *res);
+void api_container_inspect(struct api_req *req, struct api_res *res);
+
+/* api_logs.c (spec 3.3; all streamable with ?follow) */
+void api_grid_container_logs(struct api_req *req, struct api_res *res);
+void api_grid_event_logs(struct api_req *req, struct api_res *res);
+void api_service_container_logs(struct api_req *req, struct api_res *res);
+void api_service_event_logs(struct api_req *req, struct api_res *res);
+void api_container_logs(struct api_req *req, struct api_res *res);
 
 #endif

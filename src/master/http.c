@@ -11,6 +11,7 @@
 #include "api.h"
 #include "ratelimit.h"
 #include "../common/alloc.h"
+#include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -31,6 +32,9 @@ struct http_server {
     uv_tcp_t listener;
     bool listening;
     int inflight; /* API jobs queued or running */
+    struct stream *streams; /* live streamed answers (a list) */
+    int nstreams;
+    bool shutting_down;
     uv_timer_t drain_timer;
     int64_t drain_deadline;
     void (*drained)(void *ctx);
@@ -195,6 +199,225 @@ static void on_req_dispose(void *p)
         ref->job->req = NULL;
 }
 
+/* ==== Streamed answers (struct api_stream; spec 3.3 follow) ====
+ *
+ * A stream is a chunked 200 response that h2o sends while the client
+ * stays. At any time it does exactly one of: a poll on a worker thread
+ * (master_queue), a send that h2o holds until it calls proceed, or a wait
+ * on its timer (0.1 s after items, 0.5 s after a keep-alive space). The
+ * store is never read on the loop.
+ *
+ * It ends when h2o disposes the request (client gone: on_stream_dispose),
+ * when poll fails, or at shutdown (http_shutdown marks every stream
+ * ending; the next step sends the final empty chunk). Its memory goes
+ * when both the request is gone and no poll is running; the timer handle
+ * is closed first. */
+
+#define STREAM_IDLE_MS 500
+#define STREAM_BUSY_MS 100
+#define STREAM_MAX_CHUNK (32u * 1024 * 1024)
+
+struct stream_ref {
+    struct stream *st;
+};
+
+struct stream {
+    h2o_generator_t gen; /* first: h2o hands it back to us */
+    struct http_server *server;
+    h2o_req_t *req;           /* NULL once h2o disposed the request */
+    struct stream_ref *ref;   /* in req's pool */
+    struct api_stream api;
+    uv_timer_t timer;
+    struct cp_buf next;    /* filled by poll on the worker */
+    struct cp_buf sending; /* held by h2o until proceed */
+    int polled;            /* poll's result */
+    bool polling;
+    bool ending;
+    bool final_sent;
+    struct stream *prev, *nxt;
+    int64_t started_ms;
+    size_t bytes;
+    char *peer;
+};
+
+static void stream_poll(struct stream *st);
+
+static void stream_timer_closed(uv_handle_t *h)
+{
+    struct stream *st = h->data;
+    cp_buf_release(&st->next);
+    cp_buf_release(&st->sending);
+    cp_free(st->peer);
+    cp_free(st);
+}
+
+/* Frees st once the request is gone and no poll runs. */
+static void stream_maybe_free(struct stream *st)
+{
+    if (st->req != NULL || st->polling)
+        return;
+    struct http_server *s = st->server;
+    if (st->prev != NULL)
+        st->prev->nxt = st->nxt;
+    else
+        s->streams = st->nxt;
+    if (st->nxt != NULL)
+        st->nxt->prev = st->prev;
+    s->nstreams--;
+    st->api.free(st->api.ctx);
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, stream_timer_closed);
+}
+
+/* Hands the next chunk to h2o (a space when poll found nothing). */
+static void stream_send(struct stream *st)
+{
+    h2o_req_t *req = st->req;
+    if (st->ending) {
+        st->final_sent = true;
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        cp_info("http stream %.*s ended after %zu bytes, %lldms %s",
+                (int)req->path.len, req->path.base, st->bytes,
+                (long long)(cp_mono_ms() - st->started_ms), st->peer);
+        return;
+    }
+    cp_buf_release(&st->sending);
+    st->sending = st->next;
+    cp_buf_init(&st->next, STREAM_MAX_CHUNK);
+    if (st->sending.len == 0)
+        cp_buf_append(&st->sending, " ", 1);
+    st->bytes += st->sending.len;
+    h2o_iovec_t buf = h2o_iovec_init(st->sending.data, st->sending.len);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void stream_poll_work(void *ctx)
+{
+    struct stream *st = ctx;
+    cp_buf_release(&st->next);
+    cp_buf_init(&st->next, STREAM_MAX_CHUNK);
+    st->polled = st->api.poll(st->api.ctx, &st->next);
+}
+
+static void stream_poll_done(void *ctx)
+{
+    struct stream *st = ctx;
+    st->polling = false;
+    if (st->req == NULL) {
+        stream_maybe_free(st);
+        return;
+    }
+    if (st->polled < 0) {
+        cp_warn("http: stream %.*s ends: %s", (int)st->req->path.len,
+                st->req->path.base, cp_strerror(st->polled));
+        st->ending = true;
+    }
+    stream_send(st);
+}
+
+static void stream_poll(struct stream *st)
+{
+    st->polling = true;
+    master_queue(st->server->m, stream_poll_work, stream_poll_done, st);
+}
+
+static void stream_on_timer(uv_timer_t *t)
+{
+    struct stream *st = t->data;
+    if (st->req == NULL)
+        return;
+    if (st->ending)
+        stream_send(st);
+    else
+        stream_poll(st);
+}
+
+static void stream_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    struct stream *st = (struct stream *)gen;
+    CP_UNUSED(req);
+    if (st->req == NULL || st->final_sent)
+        return;
+    uv_timer_start(&st->timer, stream_on_timer,
+                   st->ending ? 0
+                              : (st->polled > 0 ? STREAM_BUSY_MS
+                                                : STREAM_IDLE_MS),
+                   0);
+}
+
+static void stream_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    /* The connection is going; the dispose hook that follows frees. */
+    CP_UNUSED(gen);
+    CP_UNUSED(req);
+}
+
+static void on_stream_dispose(void *p)
+{
+    struct stream_ref *ref = p;
+    struct stream *st = ref->st;
+    if (st == NULL)
+        return;
+    st->req = NULL;
+    st->ref = NULL;
+    stream_maybe_free(st);
+}
+
+/* Starts the stream of api on req (takes api). */
+static void stream_start(struct http_server *s, h2o_req_t *req,
+                         struct api_stream api, int64_t started_ms,
+                         const char *peer)
+{
+    struct stream *st = cp_calloc(1, sizeof(*st));
+    st->gen.proceed = stream_proceed;
+    st->gen.stop = stream_stop;
+    st->server = s;
+    st->req = req;
+    st->api = api;
+    st->started_ms = started_ms;
+    st->peer = cp_strdup(peer ? peer : "-");
+    cp_buf_init(&st->next, STREAM_MAX_CHUNK);
+    cp_buf_init(&st->sending, STREAM_MAX_CHUNK);
+    uv_timer_init(s->m->loop, &st->timer);
+    st->timer.data = st;
+    st->ref = h2o_mem_alloc_shared(&req->pool, sizeof(*st->ref),
+                                   on_stream_dispose);
+    st->ref->st = st;
+    st->nxt = s->streams;
+    if (s->streams != NULL)
+        s->streams->prev = st;
+    s->streams = st;
+    s->nstreams++;
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                   NULL, H2O_STRLIT("application/json"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("x-kontena-version"), 0, NULL,
+                          H2O_STRLIT(KONTENA_VERSION));
+    h2o_start_response(req, &st->gen);
+    cp_info("http stream %.*s started %s", (int)req->path.len,
+            req->path.base, st->peer);
+    stream_poll(st);
+}
+
+/* Shutdown: every stream sends its final chunk at its next step. */
+static void streams_end_all(struct http_server *s)
+{
+    s->shutting_down = true;
+    for (struct stream *st = s->streams; st != NULL; st = st->nxt) {
+        st->ending = true;
+        if (st->req != NULL && !st->polling && !st->final_sent &&
+            uv_is_active((uv_handle_t *)&st->timer)) {
+            uv_timer_stop(&st->timer);
+            stream_send(st);
+        }
+    }
+}
+
+/* ==== API calls on the worker pool ==== */
+
 static void work_cb(uv_work_t *w)
 {
     struct job *job = w->data;
@@ -206,8 +429,25 @@ static void after_work_cb(uv_work_t *w, int status)
     struct job *job = w->data;
     job->server->inflight--;
     h2o_req_t *req = job->req;
-    if (req != NULL && status == 0) {
-        struct api_res *r = &job->out;
+    struct api_res *r = &job->out;
+    if (req != NULL && status == 0 && r->stream.poll != NULL &&
+        r->status == 200 &&
+        (job->server->shutting_down ||
+         job->server->nstreams >= HTTP_MAX_STREAMS)) {
+        cp_warn("http: %d streams already open, refusing another",
+                job->server->nstreams);
+        send_error(req, 503,
+                   job->server->shutting_down
+                       ? "master is shutting down"
+                       : "too many followed streams, try again later",
+                   job->started_ms, job->in.peer_ip);
+    } else if (req != NULL && status == 0 && r->stream.poll != NULL &&
+               r->status == 200) {
+        struct api_stream api = r->stream;
+        r->stream = (struct api_stream){0};
+        stream_start(job->server, req, api, job->started_ms,
+                     job->in.peer_ip);
+    } else if (req != NULL && status == 0) {
         char *body = NULL;
         const char *type = "application/json";
         size_t len;
@@ -435,6 +675,7 @@ void http_shutdown(struct http_server *s, int timeout_ms,
         s->listening = false;
     }
     h2o_context_request_shutdown(&s->ctx);
+    streams_end_all(s);
     s->drained = done;
     s->drained_ctx = ctx;
     s->drain_deadline = cp_mono_ms() + timeout_ms;

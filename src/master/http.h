@@ -7,6 +7,9 @@
 
 #include "master.h"
 
+/* Most streamed answers (followed logs) open at once; 503 beyond. */
+#define HTTP_MAX_STREAMS 256
+
 struct http_server;
 
 /* Listens on cfg.bind:cfg.port. Returns NULL after logging why. */

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agents.h"
 #include "config.h"
+#include "deploy.h"
 #include "feed.h"
 #include "jobs.h"
 #include "http.h"
@@ -48,6 +49,7 @@ static void on_signal(uv_signal_t *h, int signum)
     agents_close_all(rt->m->agents, PROTO_CLOSE_GOING_AWAY,
                      "master is shutting down");
     jobs_stop(rt->m);
+    deploy_stop(rt->m);
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
         return 1;
     }
     jobs_start(&m);
+    deploy_start(&m);
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {
