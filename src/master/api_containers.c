@@ -23,8 +23,8 @@ void api_containers_list(struct api_req *req, struct api_res *res)
     struct store_service_list svcs = {0};
     json_t *node_at = json_object(), *path_of = json_object();
     char *all = api_query(req, "all");
-    bool show_all = all != NULL && (strcmp(all, "1") == 0 ||
-                                    strcmp(all, "true") == 0);
+    bool show_all =
+        all != NULL && (strcmp(all, "1") == 0 || strcmp(all, "true") == 0);
     cp_free(all);
     struct store *st = req->m->store;
     int rc = ST_CALL(st, container_list, req->grid.id, NULL, NULL, &l);
@@ -52,10 +52,10 @@ void api_containers_list(struct api_req *req, struct api_res *res)
             continue;
         json_t *ni = json_object_get(node_at, c->node_id);
         json_array_append_new(
-            arr, container_json_ex(
-                     c, req->grid.name,
-                     ni ? &nodes.items[json_integer_value(ni)] : NULL,
-                     cp_json_str(path_of, c->service_id)));
+            arr,
+            container_json_ex(c, req->grid.name,
+                              ni ? &nodes.items[json_integer_value(ni)] : NULL,
+                              cp_json_str(path_of, c->service_id)));
     }
     api_json(res, 200, json_pack("{s:o}", "containers", arr));
 out:
@@ -67,11 +67,10 @@ out:
 }
 
 /* Loads params[1] (node) and params[2] (container name); answers 404. */
-static int load(struct api_req *req, struct api_res *res,
-                struct store_node *n, struct store_container *c)
+static int load(struct api_req *req, struct api_res *res, struct store_node *n,
+                struct store_container *c)
 {
-    int rc = ST_CALL(req->m->store, node_find, req->grid.id, req->params[1],
-                     n);
+    int rc = ST_CALL(req->m->store, node_find, req->grid.id, req->params[1], n);
     if (rc == 0)
         rc = ST_CALL(req->m->store, container_get, req->grid.id, n->id,
                      req->params[2], c);
@@ -104,8 +103,7 @@ void api_container_inspect(struct api_req *req, struct api_res *res)
     struct store_node n = {0};
     struct store_container c = {0};
     if (load(req, res, &n, &c) == 0)
-        api_json(res, 200,
-                 c.info ? json_incref(c.info) : json_object());
+        api_json(res, 200, c.info ? json_incref(c.info) : json_object());
     store_container_release(&c);
     store_node_release(&n);
 }

@@ -54,11 +54,11 @@ struct logs {
     char *search; /* substring of data; applied after the query */
     int limit;
     int64_t since;
-    int64_t after; /* last seq sent */
-    bool started;  /* the backlog was sent (follow) */
-    json_t *svcs;  /* service id -> {path, name, stack, stack_path} */
+    int64_t after;  /* last seq sent */
+    bool started;   /* the backlog was sent (follow) */
+    json_t *svcs;   /* service id -> {path, name, stack, stack_path} */
     json_t *stacks; /* stack id -> stack name */
-    json_t *nodes; /* node id -> name */
+    json_t *nodes;  /* node id -> name */
 };
 
 static void logs_free(void *ctx)
@@ -286,11 +286,11 @@ static int read_window(struct logs *x, struct jw *w, int limit, bool bare)
         size_t n = is_lines ? ll[i].len : el[i].len;
         for (size_t k = 0; k < n; k++) {
             if (is_lines)
-                refs[nrefs++] = (struct ref){ll[i].items[k].seq,
-                                             &ll[i].items[k]};
+                refs[nrefs++] =
+                    (struct ref){ll[i].items[k].seq, &ll[i].items[k]};
             else
-                refs[nrefs++] = (struct ref){el[i].items[k].seq,
-                                             &el[i].items[k]};
+                refs[nrefs++] =
+                    (struct ref){el[i].items[k].seq, &el[i].items[k]};
         }
     }
     qsort(refs, nrefs, sizeof(*refs), by_seq);
@@ -302,8 +302,8 @@ static int read_window(struct logs *x, struct jw *w, int limit, bool bare)
     for (size_t i = first; i < first + count && !need_names; i++) {
         if (is_lines) {
             const struct store_log *l = refs[i].item;
-            need_names = !known(x->svcs, l->service_id) ||
-                         !known(x->nodes, l->node_id);
+            need_names =
+                !known(x->svcs, l->service_id) || !known(x->nodes, l->node_id);
         } else {
             const struct store_event *e = refs[i].item;
             need_names = !known(x->svcs, e->service_id) ||
@@ -450,11 +450,11 @@ static json_t *resolve_services(const struct logs *x, const json_t *names)
         {
             const char *stack = cp_json_str(sv, "stack");
             const char *name = cp_json_str(sv, "name");
-            bool hit = slash ? strncmp(want, stack, (size_t)(slash - want)) ==
-                                       0 &&
-                                   stack[slash - want] == '\0' &&
-                                   strcmp(slash + 1, name) == 0
-                             : strcmp(want, name) == 0;
+            bool hit =
+                slash ? strncmp(want, stack, (size_t)(slash - want)) == 0 &&
+                            stack[slash - want] == '\0' &&
+                            strcmp(slash + 1, name) == 0
+                      : strcmp(want, name) == 0;
             if (hit)
                 json_array_append_new(ids, json_string(id));
         }
@@ -495,9 +495,9 @@ static char *dup_or_null(const json_t *arr, size_t i)
 
 /* Sets x's filters to every combination of the four lists (empty lists
  * do not narrow). Answers 422 beyond LOGS_MAX_FILTERS. */
-static int set_filters(struct logs *x, struct api_res *res,
-                       const json_t *svc, const json_t *node,
-                       const json_t *cont, const json_t *stack)
+static int set_filters(struct logs *x, struct api_res *res, const json_t *svc,
+                       const json_t *node, const json_t *cont,
+                       const json_t *stack)
 {
     size_t ns = json_array_size(svc) ? json_array_size(svc) : 1;
     size_t nn = json_array_size(node) ? json_array_size(node) : 1;
@@ -686,8 +686,8 @@ void api_service_event_logs(struct api_req *req, struct api_res *res)
 void api_container_logs(struct api_req *req, struct api_res *res)
 {
     struct store_node n = {0};
-    int rc = ST_CALL(req->m->store, node_find, req->grid.id, req->params[1],
-                     &n);
+    int rc =
+        ST_CALL(req->m->store, node_find, req->grid.id, req->params[1], &n);
     if (rc != 0) {
         api_store_error(res, rc);
         return;

@@ -23,8 +23,8 @@
 int api__service_load(struct api_req *req, struct api_res *res,
                       struct store_service *out)
 {
-    int rc = ST_CALL(req->m->store, service_get, req->grid.id,
-                     req->params[1], req->params[2], out);
+    int rc = ST_CALL(req->m->store, service_get, req->grid.id, req->params[1],
+                     req->params[2], out);
     if (rc == CP_ENOTFOUND)
         api_error(res, 404, "Not found");
     else if (rc != 0)
@@ -56,15 +56,13 @@ static json_t *count_containers(struct api_req *req, struct api_res *res,
             json_object_set_new(counts, c->service_id, pair);
         }
         bool running = c->status != NULL && strcmp(c->status, "running") == 0;
-        json_array_set_new(pair, 0,
-                           json_integer(json_integer_value(
-                                            json_array_get(pair, 0)) +
-                                        1));
+        json_array_set_new(
+            pair, 0,
+            json_integer(json_integer_value(json_array_get(pair, 0)) + 1));
         if (running)
-            json_array_set_new(pair, 1,
-                               json_integer(json_integer_value(
-                                                json_array_get(pair, 1)) +
-                                            1));
+            json_array_set_new(
+                pair, 1,
+                json_integer(json_integer_value(json_array_get(pair, 1)) + 1));
     }
     store_container_list_release(&l);
     return counts;
@@ -80,8 +78,8 @@ static json_t *view(struct api_req *req, const struct store_service *s,
 }
 
 /* Answers status with the service JSON of s (two queries: counts). */
-static void answer_service(struct api_req *req, struct api_res *res,
-                           int status, const struct store_service *s)
+static void answer_service(struct api_req *req, struct api_res *res, int status,
+                           const struct store_service *s)
 {
     json_t *counts = count_containers(req, res, s->id);
     if (counts == NULL)
@@ -118,8 +116,7 @@ void api_services_list(struct api_req *req, struct api_res *res)
  * grid (one query per link; MAX_LINKS at most). self, when not NULL,
  * is the service itself (it cannot link to itself). */
 static void check_links(struct api_req *req, const json_t *spec,
-                        const char *own_stack, const char *self,
-                        json_t *errors)
+                        const char *own_stack, const char *self, json_t *errors)
 {
     const json_t *links = json_object_get(spec, "links");
     if (json_array_size(links) > MAX_LINKS) {
@@ -147,15 +144,14 @@ static void check_links(struct api_req *req, const json_t *spec,
             return;
         }
         struct store_service t = {0};
-        int rc = ST_CALL(req->m->store, service_get, req->grid.id, stack,
-                         svc, &t);
+        int rc =
+            ST_CALL(req->m->store, service_get, req->grid.id, stack, svc, &t);
         store_service_release(&t);
         cp_free(stack);
         if (rc != 0) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s service %s",
-                     rc == CP_ENOTFOUND ? "no such" : "cannot check",
-                     name);
+                     rc == CP_ENOTFOUND ? "no such" : "cannot check", name);
             json_object_set_new(errors, "links", json_string(msg));
             return;
         }
@@ -207,8 +203,7 @@ void api_services_create(struct api_req *req, struct api_res *res)
     if (json_object_size(errors) == 0) {
         int rc = stack_id_of(req, stack, s.stack_id);
         if (rc == CP_ENOTFOUND)
-            json_object_set_new(errors, "stack",
-                                json_string("no such stack"));
+            json_object_set_new(errors, "stack", json_string("no such stack"));
         else if (rc != 0) {
             api_store_error(res, rc);
             goto out;
@@ -384,9 +379,8 @@ void api_service_scale(struct api_req *req, struct api_res *res)
     long long n = -1;
     if (json_is_integer(v))
         n = (long long)json_integer_value(v);
-    else if (json_is_string(v) &&
-             cp_parse_int(json_string_value(v), 0, SERVICE_MAX_INSTANCES,
-                          &n) != 0)
+    else if (json_is_string(v) && cp_parse_int(json_string_value(v), 0,
+                                               SERVICE_MAX_INSTANCES, &n) != 0)
         n = -1;
     if (n < 0 || n > SERVICE_MAX_INSTANCES) {
         api_field_error(res, "instances", "must be an integer from 0 to %d",
@@ -502,15 +496,14 @@ static const struct store_node *node_at(const struct store_node_list *l,
 static json_t *instance_json(const struct store_instance *in,
                              const struct store_node *node)
 {
-    json_t *j = json_pack("{s:s, s:i, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}",
-                          "id", in->id, "instance_number",
-                          in->instance_number, "node",
-                          node ? node->name : NULL, "desired_state",
-                          in->desired_state, "deploy_rev", in->deploy_rev,
-                          "rev", in->rev, "state", in->state, "error",
-                          in->error);
+    json_t *j =
+        json_pack("{s:s, s:i, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
+                  in->id, "instance_number", in->instance_number, "node",
+                  node ? node->name : NULL, "desired_state", in->desired_state,
+                  "deploy_rev", in->deploy_rev, "rev", in->rev, "state",
+                  in->state, "error", in->error);
     static const char *const keys[] = {"node", "desired_state", "deploy_rev",
-                                       "rev", "state", "error"};
+                                       "rev",  "state",         "error"};
     for (size_t i = 0; i < CP_ARRAY_LEN(keys); i++)
         if (json_object_get(j, keys[i]) == NULL)
             json_object_set_new(j, keys[i], json_null());
@@ -532,12 +525,12 @@ static int load_instances(struct api_req *req, struct api_res *res,
 }
 
 /* The instance named by params[3]: its number or its id. */
-static const struct store_instance *find_instance(
-    const struct api_req *req, const struct store_instance_list *l)
+static const struct store_instance *
+find_instance(const struct api_req *req, const struct store_instance_list *l)
 {
     long long n = 0;
-    bool by_number = cp_parse_int(req->params[3], 1, SERVICE_MAX_INSTANCES,
-                                  &n) == 0;
+    bool by_number =
+        cp_parse_int(req->params[3], 1, SERVICE_MAX_INSTANCES, &n) == 0;
     for (size_t i = 0; i < l->len; i++) {
         if (by_number ? l->items[i].instance_number == n
                       : strcmp(l->items[i].id, req->params[3]) == 0)
@@ -559,10 +552,9 @@ void api_service_instances(struct api_req *req, struct api_res *res)
         goto out;
     json_t *arr = json_array();
     for (size_t i = 0; i < l.len; i++)
-        json_array_append_new(arr,
-                              instance_json(&l.items[i],
-                                            node_at(&nodes, map,
-                                                    l.items[i].node_id)));
+        json_array_append_new(
+            arr, instance_json(&l.items[i],
+                               node_at(&nodes, map, l.items[i].node_id)));
     api_json(res, 200, json_pack("{s:o}", "instances", arr));
 out:
     json_decref(map);
@@ -608,9 +600,8 @@ void api_service_instance_delete(struct api_req *req, struct api_res *res)
         api_store_error(res, rc);
         goto out;
     }
-    cp_info("services: %s detached instance %d of %s/%s/%s",
-            req->user.email, in->instance_number, req->grid.name,
-            s.stack_name, s.name);
+    cp_info("services: %s detached instance %d of %s/%s/%s", req->user.email,
+            in->instance_number, req->grid.name, s.stack_name, s.name);
     api_json(res, 200, json_object());
 out:
     store_instance_list_release(&l);
@@ -626,8 +617,8 @@ void api_service_containers(struct api_req *req, struct api_res *res)
     char *path = NULL;
     if (api__service_load(req, res, &s) != 0)
         return;
-    int rc = ST_CALL(req->m->store, container_list, req->grid.id, NULL, s.id,
-                     &l);
+    int rc =
+        ST_CALL(req->m->store, container_list, req->grid.id, NULL, s.id, &l);
     if (rc != 0) {
         api_store_error(res, rc);
         goto out;
@@ -639,9 +630,9 @@ void api_service_containers(struct api_req *req, struct api_res *res)
     json_t *arr = json_array();
     for (size_t i = 0; i < l.len; i++)
         json_array_append_new(
-            arr, container_json_ex(&l.items[i], req->grid.name,
-                                   node_at(&nodes, map, l.items[i].node_id),
-                                   path));
+            arr,
+            container_json_ex(&l.items[i], req->grid.name,
+                              node_at(&nodes, map, l.items[i].node_id), path));
     api_json(res, 200, json_pack("{s:o}", "containers", arr));
 out:
     cp_free(path);
@@ -664,8 +655,8 @@ void api_service_env_add(struct api_req *req, struct api_res *res)
     }
     if (api__service_load(req, res, &s) != 0)
         return;
-    json_t *spec = json_is_object(s.spec) ? json_deep_copy(s.spec)
-                                          : json_object();
+    json_t *spec =
+        json_is_object(s.spec) ? json_deep_copy(s.spec) : json_object();
     json_t *env = json_object_get(spec, "env");
     if (!json_is_array(env)) {
         env = json_array();
@@ -702,14 +693,13 @@ void api_service_env_delete(struct api_req *req, struct api_res *res)
         return;
     const char *key = req->params[3];
     size_t klen = strlen(key);
-    json_t *spec = json_is_object(s.spec) ? json_deep_copy(s.spec)
-                                          : json_object();
+    json_t *spec =
+        json_is_object(s.spec) ? json_deep_copy(s.spec) : json_object();
     json_t *env = json_object_get(spec, "env");
     bool found = false;
     for (size_t i = 0; i < json_array_size(env); i++) {
         const char *cur = json_string_value(json_array_get(env, i));
-        if (cur != NULL && strncmp(cur, key, klen) == 0 &&
-            cur[klen] == '=') {
+        if (cur != NULL && strncmp(cur, key, klen) == 0 && cur[klen] == '=') {
             json_array_remove(env, i);
             found = true;
             break;

@@ -242,6 +242,12 @@ struct stream {
 
 static void stream_poll(struct stream *st);
 
+/* The path without its query (which may carry a token), for logs. */
+static size_t path_len(const h2o_req_t *req)
+{
+    return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+}
+
 static void stream_timer_closed(uv_handle_t *h)
 {
     struct stream *st = h->data;
@@ -276,8 +282,9 @@ static void stream_send(struct stream *st)
     if (st->ending) {
         st->final_sent = true;
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        cp_info("http stream %.*s ended after %zu bytes, %lldms %s",
-                (int)req->path.len, req->path.base, st->bytes,
+        cp_info("http stream %.*s ended by the master after %zu bytes, "
+                "%lldms %s",
+                (int)path_len(req), req->path.base, st->bytes,
                 (long long)(cp_mono_ms() - st->started_ms), st->peer);
         return;
     }
@@ -308,7 +315,7 @@ static void stream_poll_done(void *ctx)
         return;
     }
     if (st->polled < 0) {
-        cp_warn("http: stream %.*s ends: %s", (int)st->req->path.len,
+        cp_warn("http: stream %.*s ends: %s", (int)path_len(st->req),
                 st->req->path.base, cp_strerror(st->polled));
         st->ending = true;
     }
@@ -358,6 +365,11 @@ static void on_stream_dispose(void *p)
     struct stream *st = ref->st;
     if (st == NULL)
         return;
+    if (!st->final_sent)
+        cp_info("http stream %.*s closed by the client after %zu bytes, "
+                "%lldms %s",
+                (int)path_len(st->req), st->req->path.base, st->bytes,
+                (long long)(cp_mono_ms() - st->started_ms), st->peer);
     st->req = NULL;
     st->ref = NULL;
     stream_maybe_free(st);
@@ -397,8 +409,8 @@ static void stream_start(struct http_server *s, h2o_req_t *req,
                           H2O_STRLIT("x-kontena-version"), 0, NULL,
                           H2O_STRLIT(KONTENA_VERSION));
     h2o_start_response(req, &st->gen);
-    cp_info("http stream %.*s started %s", (int)req->path.len,
-            req->path.base, st->peer);
+    cp_info("http stream %.*s started %s", (int)path_len(req), req->path.base,
+            st->peer);
     stream_poll(st);
 }
 

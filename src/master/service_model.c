@@ -160,8 +160,7 @@ static bool strings(const json_t *v, json_t **out, char *why, size_t n,
     json_array_foreach(v, i, e)
     {
         if (json_string_length(e) > max_len) {
-            snprintf(why, n, "entries must be at most %zu characters",
-                     max_len);
+            snprintf(why, n, "entries must be at most %zu characters", max_len);
             return false;
         }
     }
@@ -200,14 +199,13 @@ static bool check_image(const json_t *v, const json_t *old, json_t **out,
     return true;
 }
 
-static bool check_instances(const json_t *v, const json_t *old,
-                            json_t **out, char *why, size_t n)
+static bool check_instances(const json_t *v, const json_t *old, json_t **out,
+                            char *why, size_t n)
 {
     CP_UNUSED(old);
     long long k = 1;
     if (v != NULL &&
-        (!json_is_integer(v) ||
-         (k = (long long)json_integer_value(v)) < 0 ||
+        (!json_is_integer(v) || (k = (long long)json_integer_value(v)) < 0 ||
          k > SERVICE_MAX_INSTANCES)) {
         snprintf(why, n, "must be an integer from 0 to %d",
                  SERVICE_MAX_INSTANCES);
@@ -338,8 +336,8 @@ static bool check_env(const json_t *v, const json_t *old, json_t **out,
 typedef bool item_check(const json_t *e, size_t i, json_t **o, char *why,
                         size_t n);
 
-static bool objects(const json_t *v, item_check *item, json_t **out,
-                    char *why, size_t n)
+static bool objects(const json_t *v, item_check *item, json_t **out, char *why,
+                    size_t n)
 {
     if (v == NULL) {
         *out = json_array();
@@ -422,8 +420,7 @@ static bool cert_item(const json_t *e, size_t i, json_t **o, char *why,
         !member_str(e, "name", &name) || !member_str(e, "type", &type) ||
         subject == NULL || (name != NULL && !env_name_ok(name)) ||
         (type != NULL && strcmp(type, "env") != 0)) {
-        snprintf(why, n, "entry %zu must be {subject, name, type: env}",
-                 i + 1);
+        snprintf(why, n, "entry %zu must be {subject, name, type: env}", i + 1);
         return false;
     }
     *o = json_pack("{s:s, s:s, s:s}", "subject", subject, "name",
@@ -431,8 +428,8 @@ static bool cert_item(const json_t *e, size_t i, json_t **o, char *why,
     return true;
 }
 
-static bool check_certificates(const json_t *v, const json_t *old,
-                               json_t **out, char *why, size_t n)
+static bool check_certificates(const json_t *v, const json_t *old, json_t **out,
+                               char *why, size_t n)
 {
     CP_UNUSED(old);
     return objects(v, cert_item, out, why, n);
@@ -548,9 +545,9 @@ static bool check_ports(const json_t *v, const json_t *old, json_t **out,
 static bool volume_flags_ok(const char *f)
 {
     static const char *const known[] = {
-        "ro",       "rw",      "z",      "Z",       "nocopy",
-        "shared",   "slave",   "private", "rshared", "rslave",
-        "rprivate", "delegated", "cached", "consistent"};
+        "ro",       "rw",        "z",       "Z",         "nocopy",
+        "shared",   "slave",     "private", "rshared",   "rslave",
+        "rprivate", "delegated", "cached",  "consistent"};
     while (*f != '\0') {
         size_t len = strcspn(f, ",");
         bool ok = false;
@@ -669,8 +666,8 @@ static bool one_of(const json_t *v, const char *const *choices, size_t nc,
     }
     int len = snprintf(why, n, "must be one of");
     for (size_t i = 0; i < nc && len > 0 && (size_t)len < n; i++)
-        len += snprintf(why + len, n - (size_t)len, "%s %s",
-                        i ? "," : "", choices[i]);
+        len += snprintf(why + len, n - (size_t)len, "%s %s", i ? "," : "",
+                        choices[i]);
     return false;
 }
 
@@ -711,8 +708,8 @@ static bool check_cpus(const json_t *v, const json_t *old, json_t **out,
     return true;
 }
 
-static bool check_cpu_shares(const json_t *v, const json_t *old,
-                             json_t **out, char *why, size_t n)
+static bool check_cpu_shares(const json_t *v, const json_t *old, json_t **out,
+                             char *why, size_t n)
 {
     CP_UNUSED(old);
     if (v == NULL) {
@@ -758,8 +755,8 @@ static bool check_opt_str(const json_t *v, const json_t *old, json_t **out,
         snprintf(why, n, "must be a string");
         return false;
     }
-    *out = json_string_length(v) ? json_string(json_string_value(v))
-                                 : json_null();
+    *out =
+        json_string_length(v) ? json_string(json_string_value(v)) : json_null();
     return true;
 }
 
@@ -772,10 +769,9 @@ static bool check_net(const json_t *v, const json_t *old, json_t **out,
         *out = json_string("bridge");
         return true;
     }
-    if (s == NULL ||
-        !(strcmp(s, "bridge") == 0 || strcmp(s, "host") == 0 ||
-          (strncmp(s, "container:", 10) == 0 && s[10] != '\0' &&
-           strlen(s) < 256))) {
+    if (s == NULL || !(strcmp(s, "bridge") == 0 || strcmp(s, "host") == 0 ||
+                       (strncmp(s, "container:", 10) == 0 && s[10] != '\0' &&
+                        strlen(s) < 256))) {
         snprintf(why, n, "must be bridge, host or container:<name>");
         return false;
     }
@@ -839,12 +835,12 @@ static bool check_log_opts(const json_t *v, const json_t *old, json_t **out,
     return true;
 }
 
-static bool check_deploy_opts(const json_t *v, const json_t *old,
-                              json_t **out, char *why, size_t n)
+static bool check_deploy_opts(const json_t *v, const json_t *old, json_t **out,
+                              char *why, size_t n)
 {
     CP_UNUSED(old);
-    json_t *o = json_pack("{s:n, s:f, s:n}", "wait_for_port", "min_health",
-                          0.8, "interval");
+    json_t *o = json_pack("{s:n, s:f, s:n}", "wait_for_port", "min_health", 0.8,
+                          "interval");
     if (v == NULL) {
         *out = o;
         return true;
@@ -869,8 +865,7 @@ static bool check_deploy_opts(const json_t *v, const json_t *old,
             snprintf(why, n, "min_health must be a number from 0 to 1");
             goto fail;
         }
-        json_object_set_new(o, "min_health",
-                            json_real(json_number_value(mh)));
+        json_object_set_new(o, "min_health", json_real(json_number_value(mh)));
     }
     json_t *iv = json_object_get(v, "interval");
     long long secs;
@@ -916,8 +911,9 @@ static bool check_health(const json_t *v, const json_t *old, json_t **out,
     long long port = 0, timeout, interval, delay;
     if (!json_is_object(v) || !member_str(v, "protocol", &proto) ||
         !member_str(v, "uri", &uri)) {
-        snprintf(why, n, "must be {protocol, port, uri, timeout, interval, "
-                         "initial_delay}");
+        snprintf(why, n,
+                 "must be {protocol, port, uri, timeout, interval, "
+                 "initial_delay}");
         return false;
     }
     /* {protocol: null} (the CLI's way to drop the check) means none. */
@@ -940,8 +936,9 @@ static bool check_health(const json_t *v, const json_t *old, json_t **out,
     if (!int_member(v, "timeout", 10, 1, &timeout) ||
         !int_member(v, "interval", 60, 1, &interval) ||
         !int_member(v, "initial_delay", 10, 0, &delay)) {
-        snprintf(why, n, "timeout, interval and initial_delay must be "
-                         "seconds");
+        snprintf(why, n,
+                 "timeout, interval and initial_delay must be "
+                 "seconds");
         return false;
     }
     if (interval < timeout) {
@@ -952,8 +949,7 @@ static bool check_health(const json_t *v, const json_t *old, json_t **out,
                      "port", (json_int_t)port, "uri",
                      strcmp(proto, "http") == 0 ? (uri ? uri : "/") : NULL,
                      "timeout", (json_int_t)timeout, "interval",
-                     (json_int_t)interval, "initial_delay",
-                     (json_int_t)delay);
+                     (json_int_t)interval, "initial_delay", (json_int_t)delay);
     if (json_object_get(*out, "uri") == NULL)
         json_object_set_new(*out, "uri", json_null());
     return true;
@@ -1017,8 +1013,8 @@ static bool hook_type_ok(const char *t)
             strcmp(t, "pre_stop") == 0);
 }
 
-static bool add_hook(json_t *arr, const json_t *h, const char *type,
-                     char *why, size_t n)
+static bool add_hook(json_t *arr, const json_t *h, const char *type, char *why,
+                     size_t n)
 {
     const char *name, *cmd;
     json_t *oneshot = json_object_get(h, "oneshot");
@@ -1046,11 +1042,11 @@ static bool add_hook(json_t *arr, const json_t *h, const char *type,
     char fallback[32];
     snprintf(fallback, sizeof(fallback), "%s-%zu", type,
              json_array_size(arr) + 1);
-    json_array_append_new(
-        arr, json_pack("{s:s, s:s, s:s, s:o, s:b}", "name",
-                       name ? name : fallback, "type", type, "cmd", cmd,
-                       "instances", inst, "oneshot",
-                       oneshot != NULL && json_is_true(oneshot)));
+    json_array_append_new(arr,
+                          json_pack("{s:s, s:s, s:s, s:o, s:b}", "name",
+                                    name ? name : fallback, "type", type, "cmd",
+                                    cmd, "instances", inst, "oneshot",
+                                    oneshot != NULL && json_is_true(oneshot)));
     return true;
 }
 
@@ -1105,8 +1101,8 @@ fail:
     return false;
 }
 
-static bool check_stop_signal(const json_t *v, const json_t *old,
-                              json_t **out, char *why, size_t n)
+static bool check_stop_signal(const json_t *v, const json_t *old, json_t **out,
+                              char *why, size_t n)
 {
     CP_UNUSED(old);
     if (v == NULL) {
@@ -1130,8 +1126,8 @@ static bool check_grace(const json_t *v, const json_t *old, json_t **out,
 {
     CP_UNUSED(old);
     long long secs = 10;
-    if (v != NULL && (service_parse_seconds(v, &secs) != 0 ||
-                      secs > 24 * 3600)) {
+    if (v != NULL &&
+        (service_parse_seconds(v, &secs) != 0 || secs > 24 * 3600)) {
         snprintf(why, n, "must be seconds, or a duration like \"30s\"");
         return false;
     }
@@ -1255,8 +1251,7 @@ int service_validate(const json_t *body, const json_t *current_spec,
                      json_t **spec_out, json_t *errors)
 {
     bool creating = current_spec == NULL;
-    json_t *spec = creating ? json_object()
-                            : json_deep_copy(current_spec);
+    json_t *spec = creating ? json_object() : json_deep_copy(current_spec);
     if (!json_is_object(spec)) {
         json_decref(spec);
         spec = json_object();
@@ -1298,8 +1293,7 @@ int service_validate(const json_t *body, const json_t *current_spec,
         json_object_get(current_spec, "stateful") != NULL)
         json_object_set_new(errors, "stateful",
                             json_string("cannot be changed after create"));
-    if (!creating && stateful &&
-        json_object_get(body, "volumes") != NULL &&
+    if (!creating && stateful && json_object_get(body, "volumes") != NULL &&
         gains_anonymous_volume(json_object_get(spec, "volumes"),
                                json_object_get(current_spec, "volumes")) &&
         json_object_get(errors, "volumes") == NULL)
@@ -1311,8 +1305,7 @@ int service_validate(const json_t *body, const json_t *current_spec,
 }
 
 bool service_name_ok(const char *name, const char *stack_name,
-                     const char *grid_name, long long instances,
-                     json_t *errors)
+                     const char *grid_name, long long instances, json_t *errors)
 {
     if (name == NULL || !valid_name(name)) {
         json_object_set_new(errors, "name",
@@ -1322,8 +1315,8 @@ bool service_name_ok(const char *name, const char *stack_name,
     }
     bool null_stack = stack_name == NULL || strcmp(stack_name, "null") == 0;
     char dns[512];
-    int len = snprintf(dns, sizeof(dns), "%s-%lld.%s%s%s.kontena.local",
-                       name, instances, null_stack ? "" : stack_name,
+    int len = snprintf(dns, sizeof(dns), "%s-%lld.%s%s%s.kontena.local", name,
+                       instances, null_stack ? "" : stack_name,
                        null_stack ? "" : ".", grid_name ? grid_name : "");
     if (len < 0 || len > DNS_MAX) {
         char msg[160];
@@ -1396,17 +1389,17 @@ json_t *service_json(const struct store_service *s, const char *grid_name,
         else
             json_object_set_new(j, fields[i].name, json_null());
     }
-    char *dns = null_stack
-                    ? cp_asprintf("%s.%s.kontena.local", s->name, grid_name)
-                    : cp_asprintf("%s.%s.%s.kontena.local", s->name, stack,
-                                  grid_name);
+    char *dns =
+        null_stack
+            ? cp_asprintf("%s.%s.kontena.local", s->name, grid_name)
+            : cp_asprintf("%s.%s.%s.kontena.local", s->name, stack, grid_name);
     json_object_set_new(j, "dns", json_string(dns));
     cp_free(dns);
     cp_json_set_str(j, "state", s->state ? s->state : "initialized");
     json_object_set_new(j, "grid", json_pack("{s:s}", "id", grid_name));
     char *stack_id = cp_asprintf("%s/%s", grid_name, stack);
-    json_object_set_new(j, "stack", json_pack("{s:s, s:s}", "id", stack_id,
-                                              "name", stack));
+    json_object_set_new(j, "stack",
+                        json_pack("{s:s, s:s}", "id", stack_id, "name", stack));
     /* Links as the API shows them: {id: path of the target, alias,
      * name}. */
     json_t *links = json_array();
@@ -1420,27 +1413,24 @@ json_t *service_json(const struct store_service *s, const char *grid_name,
         const char *slash = strchr(ln, '/');
         char *id = slash ? cp_asprintf("%s/%s", grid_name, ln)
                          : cp_asprintf("%s/%s/%s", grid_name, stack, ln);
-        json_array_append_new(
-            links, json_pack("{s:s, s:s?, s:s}", "id", id, "alias",
-                             cp_json_str(l, "alias"), "name",
-                             slash ? slash + 1 : ln));
+        json_array_append_new(links, json_pack("{s:s, s:s?, s:s}", "id", id,
+                                               "alias", cp_json_str(l, "alias"),
+                                               "name", slash ? slash + 1 : ln));
         cp_free(id);
     }
     json_object_set_new(j, "links", links);
     cp_free(stack_id);
-    json_object_set_new(j, "instance_counts",
-                        json_pack("{s:i, s:i}", "total", total, "running",
-                                  running));
+    json_object_set_new(
+        j, "instance_counts",
+        json_pack("{s:i, s:i}", "total", total, "running", running));
     json_object_set_new(j, "revision", json_integer(s->revision));
-    json_object_set_new(j, "stack_revision",
-                        json_integer(s->stack_revision));
+    json_object_set_new(j, "stack_revision", json_integer(s->stack_revision));
     cp_json_set_time(j, "deployed_at", s->deployed_at);
     cp_json_set_time(j, "deploy_requested_at", s->deploy_requested_at);
     return j;
 }
 
-json_t *container_json(const struct store_container *c,
-                       const char *grid_name,
+json_t *container_json(const struct store_container *c, const char *grid_name,
                        const struct store_node *node_or_null)
 {
     return container_json_ex(c, grid_name, node_or_null, NULL);
@@ -1463,14 +1453,13 @@ json_t *container_json_ex(const struct store_container *c,
     cp_json_set_str(j, "container_id", c->container_id);
     cp_json_set_str(j, "grid_id", grid_name);
     if (node != NULL) {
-        json_t *labels = node->labels ? json_incref(node->labels)
-                                      : json_array();
+        json_t *labels =
+            node->labels ? json_incref(node->labels) : json_array();
         json_t *n = json_pack(
             "{s:s?, s:b, s:s?, s:o, s:s?, s:s?, s:i, s:{s:s}}", "id",
             node->node_id, "connected", node->connected, "name", node->name,
-            "labels", labels, "public_ip",
-            cp_json_str(node->info, "public_ip"), "private_ip",
-            cp_json_str(node->info, "private_ip"), "node_number",
+            "labels", labels, "public_ip", cp_json_str(node->info, "public_ip"),
+            "private_ip", cp_json_str(node->info, "private_ip"), "node_number",
             node->node_number, "grid", "id", grid_name);
         cp_json_set_time(n, "last_seen_at", node->last_seen_at);
         json_object_set_new(j, "node", n);
@@ -1495,21 +1484,19 @@ json_t *container_json_ex(const struct store_container *c,
     cp_json_set_str(j, "status",
                     c->deleted_at ? "deleted"
                                   : (c->status ? c->status : "stopped"));
-    json_object_set_new(j, "state", json_is_object(state)
-                                        ? json_incref((json_t *)(uintptr_t)
-                                                          state)
-                                        : json_object());
+    json_object_set_new(j, "state",
+                        json_is_object(state)
+                            ? json_incref((json_t *)(uintptr_t)state)
+                            : json_object());
     static const char *const copied[] = {
-        "deploy_rev", "service_rev", "image", "image_id", "cmd",
-        "entrypoint", "env", "volumes", "hostname", "domainname",
-        "labels", "network_settings"};
+        "deploy_rev", "service_rev", "image",  "image_id",
+        "cmd",        "entrypoint",  "env",    "volumes",
+        "hostname",   "domainname",  "labels", "network_settings"};
     for (size_t i = 0; i < CP_ARRAY_LEN(copied); i++) {
         json_t *v = json_object_get(info, copied[i]);
-        json_object_set_new(j, copied[i],
-                            v ? json_incref(v) : json_null());
+        json_object_set_new(j, copied[i], v ? json_incref(v) : json_null());
     }
-    json_object_set_new(j, "instance_number",
-                        json_integer(c->instance_number));
+    json_object_set_new(j, "instance_number", json_integer(c->instance_number));
     const json_t *ns = json_object_get(info, "network_settings");
     const char *ip = cp_json_str(info, "overlay_ip");
     if (ip == NULL)

@@ -60,8 +60,7 @@ json_t *service_json(const struct store_service *s, const char *grid_name,
 /* Container JSON (spec 3.2) from the stored row and its info; node may be
  * NULL (then node is null). service_path ("G/S/svc") may be NULL: the
  * row id is shown as service_id then. New reference. */
-json_t *container_json(const struct store_container *c,
-                       const char *grid_name,
+json_t *container_json(const struct store_container *c, const char *grid_name,
                        const struct store_node *node_or_null);
 json_t *container_json_ex(const struct store_container *c,
                           const char *grid_name,

@@ -254,8 +254,7 @@ static void test_bad_fields(void **state)
         "\"instances\":\"one\"}]}}",
         "hooks");
     bad("{\"image\":\"x\",\"stop_signal\":\"SIG TERM\"}", "stop_signal");
-    bad("{\"image\":\"x\",\"stop_grace_period\":\"30x\"}",
-        "stop_grace_period");
+    bad("{\"image\":\"x\",\"stop_grace_period\":\"30x\"}", "stop_grace_period");
     bad("{\"image\":\"x\",\"links\":[{\"name\":\"-db\"}]}", "links");
     bad("{\"image\":\"x\",\"links\":[{\"alias\":\"db\"}]}", "links");
     bad("{\"image\":\"x\",\"links\":[\"a/b/c\"]}", "links");
@@ -327,18 +326,38 @@ static void test_any_json(void **state)
 {
     (void)state;
     static const char *const keys[] = {
-        "image", "instances", "cmd", "entrypoint", "env", "secrets",
-        "certificates", "ports", "volumes", "volumes_from", "links",
-        "affinity", "strategy", "stateful", "cpus", "cpu_shares", "memory",
-        "memory_swap", "shm_size", "user", "privileged", "cap_add",
-        "cap_drop", "devices", "net", "pid", "log_driver", "log_opts",
-        "deploy_opts", "health_check", "hooks", "stop_signal",
-        "stop_grace_period", "read_only"};
+        "image",        "instances",   "cmd",
+        "entrypoint",   "env",         "secrets",
+        "certificates", "ports",       "volumes",
+        "volumes_from", "links",       "affinity",
+        "strategy",     "stateful",    "cpus",
+        "cpu_shares",   "memory",      "memory_swap",
+        "shm_size",     "user",        "privileged",
+        "cap_add",      "cap_drop",    "devices",
+        "net",          "pid",         "log_driver",
+        "log_opts",     "deploy_opts", "health_check",
+        "hooks",        "stop_signal", "stop_grace_period",
+        "read_only"};
     static const char *const values[] = {
-        "null", "true", "0", "-1", "1e300", "\"\"", "\"x\"", "[]", "{}",
-        "[null]", "[[]]", "[{}]", "[\"a\",1]", "{\"a\":null}",
-        "{\"pre_start\":[1]}", "{\"pre_start\":{}}", "[{\"name\":5}]",
-        "{\"protocol\":\"http\",\"port\":\"x\"}", "\"99999999999999999999g\""};
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1e300",
+        "\"\"",
+        "\"x\"",
+        "[]",
+        "{}",
+        "[null]",
+        "[[]]",
+        "[{}]",
+        "[\"a\",1]",
+        "{\"a\":null}",
+        "{\"pre_start\":[1]}",
+        "{\"pre_start\":{}}",
+        "[{\"name\":5}]",
+        "{\"protocol\":\"http\",\"port\":\"x\"}",
+        "\"99999999999999999999g\""};
     json_t *current = create_ok("{\"image\":\"x\",\"stateful\":true}");
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
@@ -474,12 +493,18 @@ static void test_parsers(void **state)
     struct {
         const char *text;
         long long want; /* -1: invalid */
-    } bytes[] = {{"0", 0},         {"\"1024\"", 1024},
-                 {"\"1k\"", 1024}, {"\"512m\"", 512LL << 20},
-                 {"\"512MB\"", 512LL << 20}, {"\"2g\"", 2LL << 30},
-                 {"\"1t\"", 1LL << 40},   {"\"1x\"", -1},
-                 {"\"m\"", -1},    {"\"\"", -1},
-                 {"1.5", -1},      {"\"-1m\"", -1},
+    } bytes[] = {{"0", 0},
+                 {"\"1024\"", 1024},
+                 {"\"1k\"", 1024},
+                 {"\"512m\"", 512LL << 20},
+                 {"\"512MB\"", 512LL << 20},
+                 {"\"2g\"", 2LL << 30},
+                 {"\"1t\"", 1LL << 40},
+                 {"\"1x\"", -1},
+                 {"\"m\"", -1},
+                 {"\"\"", -1},
+                 {"1.5", -1},
+                 {"\"-1m\"", -1},
                  {"\"99999999999t\"", -1}};
     for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++) {
         j = parse(bytes[i].text);
@@ -495,10 +520,10 @@ static void test_parsers(void **state)
     struct {
         const char *text;
         long long want;
-    } secs[] = {{"30", 30},          {"\"30s\"", 30},  {"\"1m30s\"", 90},
-                {"\"2h\"", 7200},    {"\"1d\"", 86400}, {"\"45\"", 45},
-                {"\"\"", -1},        {"\"s\"", -1},    {"\"1w\"", -1},
-                {"-3", -1},          {"true", -1}};
+    } secs[] = {{"30", 30},       {"\"30s\"", 30},   {"\"1m30s\"", 90},
+                {"\"2h\"", 7200}, {"\"1d\"", 86400}, {"\"45\"", 45},
+                {"\"\"", -1},     {"\"s\"", -1},     {"\"1w\"", -1},
+                {"-3", -1},       {"true", -1}};
     for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
         j = parse(secs[i].text);
         int rc = service_parse_seconds(j, &v);
@@ -563,13 +588,37 @@ static void test_service_json(void **state)
                 "\"name\":\"haproxy\"}]");
     assert_string_equal(cp_json_str(j, "created_at"),
                         "2023-11-14T22:13:20.000Z");
-    static const char *const keys[] = {
-        "affinity", "stateful", "user", "cmd", "entrypoint", "net", "ports",
-        "env", "secrets", "memory", "memory_swap", "shm_size", "cpus",
-        "cpu_shares", "volumes", "volumes_from", "cap_add", "cap_drop",
-        "log_driver", "log_opts", "strategy", "deploy_opts", "pid",
-        "read_only", "hooks", "stack_revision", "health_check",
-        "stop_signal", "stop_grace_period", "certificates", "updated_at"};
+    static const char *const keys[] = {"affinity",
+                                       "stateful",
+                                       "user",
+                                       "cmd",
+                                       "entrypoint",
+                                       "net",
+                                       "ports",
+                                       "env",
+                                       "secrets",
+                                       "memory",
+                                       "memory_swap",
+                                       "shm_size",
+                                       "cpus",
+                                       "cpu_shares",
+                                       "volumes",
+                                       "volumes_from",
+                                       "cap_add",
+                                       "cap_drop",
+                                       "log_driver",
+                                       "log_opts",
+                                       "strategy",
+                                       "deploy_opts",
+                                       "pid",
+                                       "read_only",
+                                       "hooks",
+                                       "stack_revision",
+                                       "health_check",
+                                       "stop_signal",
+                                       "stop_grace_period",
+                                       "certificates",
+                                       "updated_at"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (json_object_get(j, keys[i]) == NULL)
             print_error("missing %s\n", keys[i]);
@@ -630,8 +679,7 @@ static void test_container_json(void **state)
     assert_string_equal(cp_json_str(j, "service_id"),
                         "aaaaaaaaaaaaaaaaaaaaaaaa");
     assert_string_equal(cp_json_str(j, "ip_address"), "10.81.0.5");
-    assert_string_equal(cp_json_str(j, "started_at"),
-                        "2026-01-01T00:00:00Z");
+    assert_string_equal(cp_json_str(j, "started_at"), "2026-01-01T00:00:00Z");
     assert_string_equal(cp_json_str(j, "deploy_rev"), "r1");
     assert_int_equal(cp_json_int(j, "instance_number", 0), 1);
     json_t *node = json_object_get(j, "node");
