@@ -715,10 +715,11 @@ static void prepare(struct deployer *dp)
                   dp->d.id, dp->svc.name, (long long)dp->svc.revision,
                   res.n_placements);
 
-    /* deployed_at marks what revision lag is measured against. */
+    /* deployed_revision is what revision lag is measured against. */
     struct store_service fresh = {0};
     if (ST_CALL(m->store, service_get_by_id, dp->svc.id, &fresh) == 0) {
         fresh.deployed_at = now;
+        fresh.deployed_revision = dp->svc.revision;
         ST_CALL(m->store, service_update, &fresh);
     }
     store_service_release(&fresh);

@@ -152,7 +152,7 @@ deploy_rules_reconcile(const struct deploy_rules_service *s, char *why,
                  s->wanted);
         return DEPLOY_RULES_DEPLOY;
     }
-    if (s->deployed_at_ms > 0 && s->updated_at_ms > s->deployed_at_ms) {
+    if (s->deployed_revision > 0 && s->revision > s->deployed_revision) {
         snprintf(why, len, "service changed since its last deploy");
         return DEPLOY_RULES_DEPLOY;
     }

@@ -77,7 +77,8 @@ struct deploy_rules_service {
     bool stateful;
     int wanted;            /* instances the scheduler would run now */
     int64_t grace_ms;      /* the strategy's offline grace */
-    int64_t updated_at_ms; /* last config change */
+    int64_t revision;          /* the service's revision */
+    int64_t deployed_revision; /* what its last deploy rolled out, 0 = none */
     int64_t deployed_at_ms;
     int64_t interval_ms; /* deploy_opts.interval, 0 = none */
     const struct deploy_rules_instance *instances;

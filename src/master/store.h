@@ -198,6 +198,7 @@ struct store_service {
     int64_t stack_revision;
     char *state; /* initialized | running | stopped */
     int64_t deployed_at;
+    int64_t deployed_revision; /* the revision the last deploy rolled out */
     int64_t deploy_requested_at;
     int64_t created_at;
     int64_t updated_at;
@@ -503,7 +504,7 @@ struct store_ops {
                         const char *stack_name,
                         struct store_service_list *out);
     /* Writes spec, revision, stack_revision, state, deployed_at,
-     * deploy_requested_at and updated_at of s->id. */
+     * deployed_revision, deploy_requested_at and updated_at of s->id. */
     int (*service_update)(struct store *st, const struct store_service *s);
     /* Removes the service with its instances and deploys. */
     int (*service_delete)(struct store *st, const char *id);

@@ -194,6 +194,12 @@ static const struct migration migrations[] = {
      "CREATE INDEX event_logs_grid ON event_logs(grid_id, seq);"
      "CREATE INDEX event_logs_stack ON event_logs(stack_id, seq);"
      "CREATE INDEX event_logs_service ON event_logs(service_id, seq);"},
+    {4,
+     /* The revision the last deploy rolled out: the reconciler compares it
+      * with the service's revision (start, stop and scale change the row
+      * but not the revision, and must not look like a change). */
+     "ALTER TABLE grid_services ADD COLUMN deployed_revision INTEGER "
+     "NOT NULL DEFAULT 0;"},
 };
 
 /* ==== Errors, statements, transactions ==== */

@@ -48,9 +48,9 @@ static int exists_in(struct conn *c, const char *sql, const char *arg)
 #define SVC_COLS                                                               \
     "v.id, v.grid_id, v.stack_id, k.name, v.name, v.spec, v.revision, "        \
     "v.stack_revision, v.state, v.deployed_at, v.deploy_requested_at, "        \
-    "v.created_at, v.updated_at"
+    "v.created_at, v.updated_at, v.deployed_revision"
 #define SVC_FROM " FROM grid_services v JOIN stacks k ON k.id=v.stack_id "
-#define SVC_NCOLS 13
+#define SVC_NCOLS 14
 
 static void read_service_at(sqlite3_stmt *q, int o, struct store_service *v)
 {
@@ -68,6 +68,7 @@ static void read_service_at(sqlite3_stmt *q, int o, struct store_service *v)
     v->deploy_requested_at = sqlite3_column_int64(q, o + 10);
     v->created_at = sqlite3_column_int64(q, o + 11);
     v->updated_at = sqlite3_column_int64(q, o + 12);
+    v->deployed_revision = sqlite3_column_int64(q, o + 13);
 }
 
 static void read_service(sqlite3_stmt *q, void *item)
@@ -159,7 +160,8 @@ int sqs_service_update(struct store *st, const struct store_service *v)
     sqlite3_stmt *q = sqlx_prep(
         c, "UPDATE grid_services SET spec=COALESCE(?2, spec), revision=?3, "
            "stack_revision=?4, state=COALESCE(?5, state), deployed_at=?6, "
-           "deploy_requested_at=?7, updated_at=?8 WHERE id=?1");
+           "deploy_requested_at=?7, updated_at=?8, deployed_revision=?9 "
+           "WHERE id=?1");
     if (q == NULL)
         goto out;
     sqlx_bind_str(q, 1, v->id);
@@ -170,6 +172,7 @@ int sqs_service_update(struct store *st, const struct store_service *v)
     sqlite3_bind_int64(q, 6, v->deployed_at);
     sqlite3_bind_int64(q, 7, v->deploy_requested_at);
     sqlite3_bind_int64(q, 8, v->updated_at ? v->updated_at : cp_now_ms());
+    sqlite3_bind_int64(q, 9, v->deployed_revision);
     rc = sqlx_run(c, q, "service update");
     if (rc == 0 && sqlite3_changes(c->db) == 0)
         rc = CP_ENOTFOUND;

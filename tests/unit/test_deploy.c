@@ -140,7 +140,8 @@ service(const struct deploy_rules_instance *in, size_t n)
     return (struct deploy_rules_service){
         .wanted = (int)n,
         .grace_ms = 120000,
-        .updated_at_ms = 50000,
+        .revision = 3,
+        .deployed_revision = 3,
         .deployed_at_ms = 60000,
         .instances = in,
         .n_instances = n,
@@ -217,17 +218,17 @@ static void test_reconcile_drift(void **state)
                      DEPLOY_RULES_DEPLOY);
     in[0].node_id = "n1";
     /* Revision lag. */
-    s.updated_at_ms = 70000;
+    s.revision = 4;
     assert_int_equal(deploy_rules_reconcile(&s, why, sizeof(why), &stuck, &off),
                      DEPLOY_RULES_DEPLOY);
     assert_string_equal(why, "service changed since its last deploy");
     /* Never deployed: no lag. */
-    s.deployed_at_ms = 0;
+    s.deployed_revision = 0;
     assert_int_equal(deploy_rules_reconcile(&s, why, sizeof(why), &stuck, &off),
                      DEPLOY_RULES_NONE);
     /* The interval forces a new revision. */
     s.deployed_at_ms = 100000;
-    s.updated_at_ms = 50000;
+    s.deployed_revision = 4;
     s.interval_ms = 60000;
     assert_int_equal(deploy_rules_reconcile(&s, why, sizeof(why), &stuck, &off),
                      DEPLOY_RULES_FORCE_DEPLOY);
