@@ -10,6 +10,16 @@
  *   - its own ping every --ping-interval s, timing the pong
  *   - answers /service_pods/notify_update with {} and any other request
  *     with error 501; takes /agent/master_info and /agent/node_info
+ *   - with -P (pods mode, bench/deploy) it also plays the agent's pod
+ *     side (spec 4.5): /service_pods/notify_update (request or notify)
+ *     makes it pull /node_service_pods/list [node_id], and for every pod
+ *     whose deploy_rev/desired state it has not reported yet it at once
+ *     sends /node_service_pods/set_state [node_id, {service_id,
+ *     instance_number, rev: deploy_rev, state: running|stopped, error:
+ *     null}] - no containers, so this is the master's side of a deploy
+ *     with an infinitely fast engine. It also pulls every -L s (30).
+ *     One list call per agent is in flight at a time; a notify that
+ *     arrives meanwhile queues one more pull.
  * An agent counts as accepted when it has both the 101 and the response
  * to its first /nodes/update. At most --concurrency agents are between
  * connect() and accepted at any time.
@@ -78,6 +88,21 @@ struct agent {
     int64_t ping_sent_us; /* 0 = no ping in flight */
     bool failure_noted;
     bool resent_on_info;
+    /* pods mode */
+    uint32_t list_id; /* the /node_service_pods/list in flight, 0 = none */
+    bool list_again;  /* a notify arrived while it was in flight */
+    int64_t next_pull_us;
+    int set_pending; /* set_state requests without an answer */
+    struct podrep *reps;
+    int nreps, capreps;
+};
+
+/* What an agent last reported for one pod. */
+struct podrep {
+    char service_id[40];
+    int instance_number;
+    char rev[40];
+    bool running;
 };
 
 /* Failure and close tallies: one row per distinct label. */
@@ -118,6 +143,12 @@ struct sim {
     long pings_sent, pings_lost, master_info, node_info, master_requests;
     long unknown_in, update_resends_info;
     bool resend_on_info;
+    /* pods mode */
+    bool pods;
+    double pull_s;
+    long pod_notifies, lists_sent, lists_ok, list_errors, pods_seen;
+    long sets_sent, sets_ok, set_errors, sets_running, sets_stopped;
+    int64_t first_set_us, last_set_us, last_set_ok_us;
     uv_timer_t tick;
     uv_signal_t sig_term, sig_int, sig_usr1;
     uint64_t rng;
@@ -437,6 +468,141 @@ static void reply(struct agent *a, uint32_t id, json_t *error, json_t *result)
     send_msg(a, buf, len);
 }
 
+/* ==== Pods mode ==== */
+
+static void pull_pods(struct agent *a)
+{
+    struct sim *s = a->sim;
+    if (a->state != AG_ACCEPTED && a->state != AG_OPEN)
+        return;
+    if (a->list_id != 0) {
+        a->list_again = true;
+        return;
+    }
+    char node_id[64];
+    node_id_of(a, node_id, sizeof(node_id));
+    uint32_t id = ++a->next_id;
+    if (id == 0)
+        id = ++a->next_id;
+    char *buf;
+    size_t len;
+    json_t *params = json_pack("[s]", node_id);
+    rpc_encode_request(id, PROTO_M_PODS_LIST, params, &buf, &len);
+    json_decref(params);
+    a->list_id = id;
+    a->list_again = false;
+    s->lists_sent++;
+    send_msg(a, buf, len);
+}
+
+static struct podrep *find_rep(struct agent *a, const char *sid, int num)
+{
+    for (int i = 0; i < a->nreps; i++)
+        if (a->reps[i].instance_number == num &&
+            strcmp(a->reps[i].service_id, sid) == 0)
+            return &a->reps[i];
+    if (a->nreps == a->capreps) {
+        a->capreps = a->capreps ? a->capreps * 2 : 16;
+        a->reps = cp_realloc(a->reps, (size_t)a->capreps * sizeof(*a->reps));
+    }
+    struct podrep *r = &a->reps[a->nreps++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->service_id, sizeof(r->service_id), "%s", sid);
+    r->instance_number = num;
+    return r;
+}
+
+static void send_set_state(struct agent *a, const char *sid, int num,
+                           const char *rev, bool running)
+{
+    struct sim *s = a->sim;
+    char node_id[64];
+    node_id_of(a, node_id, sizeof(node_id));
+    uint32_t id = ++a->next_id;
+    if (id == 0)
+        id = ++a->next_id;
+    json_t *params = json_pack("[s,{s:s,s:i,s:s?,s:s,s:n}]", node_id,
+                               "service_id", sid, "instance_number", num,
+                               "rev", rev, "state",
+                               running ? "running" : "stopped", "error");
+    char *buf;
+    size_t len;
+    rpc_encode_request(id, PROTO_M_PODS_SET_STATE, params, &buf, &len);
+    json_decref(params);
+    a->set_pending++;
+    s->sets_sent++;
+    if (running)
+        s->sets_running++;
+    else
+        s->sets_stopped++;
+    s->last_set_us = now_us();
+    if (s->first_set_us == 0)
+        s->first_set_us = s->last_set_us;
+    send_msg(a, buf, len);
+}
+
+/* The answer to /node_service_pods/list: report every pod whose
+ * (deploy_rev, desired state) is new to this agent. */
+static void on_pods(struct agent *a, const struct rpc_msg *m)
+{
+    struct sim *s = a->sim;
+    a->list_id = 0;
+    if (m->error != NULL) {
+        s->list_errors++;
+        char l[64];
+        snprintf(l, sizeof(l), "/node_service_pods/list error %d",
+                 (int)json_integer_value(json_object_get(m->error, "code")));
+        tally(s, l, json_string_value(json_object_get(m->error, "message")));
+    } else {
+        s->lists_ok++;
+        const json_t *pods = json_object_get(m->result, "service_pods");
+        size_t i;
+        const json_t *p;
+        json_array_foreach(pods, i, p)
+        {
+            s->pods_seen++;
+            const char *sid =
+                json_string_value(json_object_get(p, "service_id"));
+            json_t *nv = json_object_get(p, "instance_number");
+            const char *rev = json_string_value(json_object_get(p, "deploy_rev"));
+            const char *want =
+                json_string_value(json_object_get(p, "desired_state"));
+            if (sid == NULL || !json_is_integer(nv) || want == NULL)
+                continue;
+            bool running = strcmp(want, "running") == 0;
+            if (!running && strcmp(want, "stopped") != 0)
+                continue; /* initialized: nothing to report */
+            int num = (int)json_integer_value(nv);
+            struct podrep *r = find_rep(a, sid, num);
+            const char *rv = rev != NULL && rev[0] != '\0' ? rev : "-";
+            if (r->rev[0] != '\0' && strcmp(r->rev, rv) == 0 &&
+                r->running == running)
+                continue;
+            snprintf(r->rev, sizeof(r->rev), "%s", rv);
+            r->running = running;
+            send_set_state(a, sid, num, rev, running);
+        }
+    }
+    if (a->list_again)
+        pull_pods(a);
+}
+
+static void on_set_state_answer(struct agent *a, const struct rpc_msg *m)
+{
+    struct sim *s = a->sim;
+    a->set_pending--;
+    if (m->error != NULL) {
+        s->set_errors++;
+        char l[64];
+        snprintf(l, sizeof(l), "/node_service_pods/set_state error %d",
+                 (int)json_integer_value(json_object_get(m->error, "code")));
+        tally(s, l, json_string_value(json_object_get(m->error, "message")));
+    } else {
+        s->sets_ok++;
+        s->last_set_ok_us = now_us();
+    }
+}
+
 static void on_rpc(struct agent *a, const uint8_t *data, size_t len)
 {
     struct sim *s = a->sim;
@@ -447,7 +613,11 @@ static void on_rpc(struct agent *a, const uint8_t *data, size_t len)
         return;
     }
     if (m.kind == PROTO_RESPONSE) {
-        if (m.id == a->update_id) {
+        if (s->pods && a->list_id != 0 && m.id == a->list_id) {
+            on_pods(a, &m);
+        } else if (s->pods && m.id != a->update_id && a->set_pending > 0) {
+            on_set_state_answer(a, &m);
+        } else if (m.id == a->update_id) {
             a->update_id = 0;
             if (m.error != NULL) {
                 s->update_errors++;
@@ -469,6 +639,7 @@ static void on_rpc(struct agent *a, const uint8_t *data, size_t len)
                 a->next_update_us = t + (int64_t)(s->update_s * 1e6);
                 a->next_stats_us = t + jitter_us(s, s->stats_s);
                 a->next_ping_us = t + jitter_us(s, s->ping_s);
+                a->next_pull_us = t + jitter_us(s, s->pull_s);
                 settle(a, true);
             }
         } else {
@@ -488,15 +659,23 @@ static void on_rpc(struct agent *a, const uint8_t *data, size_t len)
                 s->update_resends_info++;
                 send_update(a);
             }
-        } else if (strcmp(m.method, PROTO_M_NODE_INFO) == 0)
+        } else if (strcmp(m.method, PROTO_M_NODE_INFO) == 0) {
             s->node_info++;
-        else
+        } else if (strcmp(m.method, PROTO_M_PODS_NOTIFY) == 0) {
+            s->pod_notifies++;
+            if (s->pods)
+                pull_pods(a);
+        } else {
             s->unknown_in++;
+        }
     } else {
         s->master_requests++;
-        if (strcmp(m.method, PROTO_M_PODS_NOTIFY) == 0)
+        if (strcmp(m.method, PROTO_M_PODS_NOTIFY) == 0) {
             reply(a, m.id, NULL, json_object());
-        else
+            s->pod_notifies++;
+            if (s->pods)
+                pull_pods(a);
+        } else
             reply(
                 a, m.id,
                 rpc_error(PROTO_ERR_NOT_IMPLEMENTED, "service not implemented"),
@@ -765,10 +944,21 @@ static void print_snap(struct sim *s, const char *tag)
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     printf("%s t_ms=%.0f open=%d accepted=%d failed=%d msgs_out=%ld "
-           "msgs_in=%ld pings=%ld pongs=%zu pings_lost=%ld sim_cpu_s=%.2f\n",
+           "msgs_in=%ld pings=%ld pongs=%zu pings_lost=%ld sim_cpu_s=%.2f",
            tag, (double)(now_us() - s->t0_us) / 1000.0, s->open_now,
            s->accepted, s->failed, s->msgs_out, s->msgs_in, s->pings_sent,
            s->rtt_ramp.len + s->rtt_steady.len, s->pings_lost, cpu);
+    if (s->pods)
+        printf(" pod_notifies=%ld lists=%ld lists_ok=%ld list_errors=%ld "
+               "pods_seen=%ld sets=%ld sets_ok=%ld set_errors=%ld "
+               "first_set_ms=%.0f last_set_ms=%.0f last_set_ok_ms=%.0f",
+               s->pod_notifies, s->lists_sent, s->lists_ok, s->list_errors,
+               s->pods_seen, s->sets_sent, s->sets_ok, s->set_errors,
+               s->first_set_us ? (double)(s->first_set_us - s->t0_us) / 1e3 : -1,
+               s->last_set_us ? (double)(s->last_set_us - s->t0_us) / 1e3 : -1,
+               s->last_set_ok_us ? (double)(s->last_set_ok_us - s->t0_us) / 1e3
+                                 : -1);
+    printf("\n");
     fflush(stdout);
 }
 
@@ -804,6 +994,10 @@ static void on_tick(uv_timer_t *t)
         if (now >= a->next_stats_us) {
             a->next_stats_us = now + (int64_t)(s->stats_s * 1e6);
             send_stats(a);
+        }
+        if (s->pods && now >= a->next_pull_us) {
+            a->next_pull_us = now + (int64_t)(s->pull_s * 1e6);
+            pull_pods(a);
         }
         if (a->ping_sent_us != 0 &&
             now - a->ping_sent_us > (int64_t)(s->ping_timeout_s * 1e6)) {
@@ -856,6 +1050,13 @@ static void report(struct sim *s)
            s->msgs_out, s->updates_sent, s->update_resends, s->stats_sent,
            s->msgs_in, s->master_info, s->node_info, s->master_requests,
            s->unknown_in, s->bytes_out, s->bytes_in, s->update_errors);
+    if (s->pods)
+        printf("  pods: notifies %ld, lists %ld (ok %ld, errors %ld), pods "
+               "seen %ld; set_state %ld (running %ld, stopped %ld; ok %ld, "
+               "errors %ld)\n",
+               s->pod_notifies, s->lists_sent, s->lists_ok, s->list_errors,
+               s->pods_seen, s->sets_sent, s->sets_running, s->sets_stopped,
+               s->sets_ok, s->set_errors);
     long fails = 0;
     for (int i = 0; i < s->ntallies; i++) {
         printf("  failure/close: %-52s %6ld  %s\n", s->tallies[i].label,
@@ -932,7 +1133,10 @@ static void usage(void)
             "  -R SECS      resend an unanswered first /nodes/update (5)\n"
             "  -W 0|1       resend it at once on /agent/master_info (0)\n"
             "  -t TAG       4 hex digits in every node id (random); reuse a\n"
-            "               tag to reconnect the nodes of an earlier run\n");
+            "               tag to reconnect the nodes of an earlier run\n"
+            "  -P           pods mode: pull /node_service_pods/list on\n"
+            "               notify_update and report set_state for new revs\n"
+            "  -L SECS      pods mode: periodic pull interval (30)\n");
     exit(2);
 }
 
@@ -984,8 +1188,9 @@ int main(int argc, char **argv)
     s->resend_s = 5;
     s->ping_timeout_s = 10;
     s->resend_on_info = false;
+    s->pull_s = 30;
     int opt;
-    while ((opt = getopt(argc, argv, "a:T:n:c:g:u:s:p:d:A:R:W:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:T:n:c:g:u:s:p:d:A:R:W:t:PL:")) != -1) {
         switch (opt) {
         case 'a':
             addr = optarg;
@@ -1026,12 +1231,19 @@ int main(int argc, char **argv)
         case 't':
             tag = optarg;
             break;
+        case 'P':
+            s->pods = true;
+            break;
+        case 'L':
+            s->pull_s = num(optarg);
+            break;
         default:
             usage();
         }
     }
     if (addr == NULL || tokens == NULL || s->n <= 0 || s->concurrency <= 0 ||
-        s->per_grid <= 0 || s->update_s <= 0 || s->stats_s <= 0)
+        s->per_grid <= 0 || s->update_s <= 0 || s->stats_s <= 0 ||
+        s->pull_s <= 0)
         usage();
     char host[64];
     const char *colon = strrchr(addr, ':');
