@@ -37,7 +37,9 @@ const char master_config_usage[] =
     "  --max-body BYTES     KONTENA_MAX_BODY     request body limit (1 MiB)\n"
     "  --max-header BYTES   KONTENA_MAX_HEADER   header block limit (16 KiB)\n"
     "  --threads N          KONTENA_THREADS      store worker threads (4)\n"
-    "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n";
+    "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n"
+    "  --inline-reads       KONTENA_INLINE_READS  cheap reads on the loop\n"
+    "                       with the embedded store (1; 0 = worker pool)\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -82,6 +84,8 @@ static const struct setting settings[] = {
     {"KONTENA_THREADS", "--threads", K_INT, OFF(threads), 1, 128},
     {"KONTENA_AUTH_CACHE_MS", "--auth-cache-ms", K_INT, OFF(auth_cache_ms),
      0, 60000},
+    {"KONTENA_INLINE_READS", "--inline-reads", K_BOOL, OFF(inline_reads), 0,
+     0},
 };
 
 /* Store selectors are not plain settings: they pick a backend. */
@@ -173,6 +177,7 @@ static void set_defaults(struct master_config *c)
     c->max_header = 16 * 1024;
     c->threads = 4;
     c->auth_cache_ms = 1000;
+    c->inline_reads = true;
 }
 
 int master_config_parse(struct master_config *c, char *const *envp,

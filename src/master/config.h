@@ -41,6 +41,7 @@ struct master_config {
     size_t max_header;           /* KONTENA_MAX_HEADER bytes */
     int threads;                 /* KONTENA_THREADS: store worker threads */
     int auth_cache_ms;           /* KONTENA_AUTH_CACHE_MS, 0 = off */
+    bool inline_reads;           /* KONTENA_INLINE_READS */
 };
 
 /* Fills c from envp (NULL-terminated "K=V" strings) and argv. Returns 0,

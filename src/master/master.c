@@ -215,7 +215,8 @@ int master_init(struct master *m)
     rc = setup_keys(m);
     if (rc != 0)
         return rc;
-    m->store_is_local = strcmp(m->store->ops->name, "sqlite") == 0;
+    m->store_is_local = m->cfg.inline_reads &&
+                        strcmp(m->store->ops->name, "sqlite") == 0;
 
     char uuid[33];
     cp_random_hex(uuid, 16);
