@@ -1,8 +1,10 @@
 /* Agent state, RPC dispatch and the node update/stats cron. Master->agent
  * methods are rows of one table; adding one means a row and a handler.
- * Everything runs on the loop thread.
+ * Everything runs on the loop thread; the engine reads behind
+ * /nodes/update run on the collector's thread (collector.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agent.h"
+#include "collector.h"
 #include "facts.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
@@ -53,6 +55,11 @@ struct agent {
     struct pending pending[AGENT_MAX_OUTSTANDING];
     size_t npending;
     int64_t next_update_ms, next_stats_ms; /* 0 = not armed */
+    /* The node facts come from the collector thread: while this
+     * connection waits for request update_gen, no update is armed. */
+    struct collector *collector; /* started on the first open */
+    uint64_t update_gen;
+    bool is_update_waiting;
 
     json_t *node_info;
     int node_number;
@@ -61,6 +68,8 @@ struct agent {
 
     agent_pods_fn *pods_fn;
     void *pods_ctx;
+    agent_restart_fn *restart_fn;
+    void *restart_ctx;
 };
 
 /* ==== Identity ==== */
@@ -340,6 +349,26 @@ static json_t *on_pods_notify(struct agent *a, const json_t *params,
     return NULL;
 }
 
+/* [service_id, instance_number]: restart that instance's container
+ * (spec 4.4, `service restart`). Whether the instance is ours is for
+ * the pod worker to say; here only the shape is checked. */
+static json_t *on_pods_restart(struct agent *a, const json_t *params,
+                               json_t **result)
+{
+    const char *service_id = json_string_value(json_array_get(params, 0));
+    const json_t *n = json_array_get(params, 1);
+    if (service_id == NULL || service_id[0] == '\0' || !json_is_integer(n) ||
+        json_integer_value(n) < 0 || json_integer_value(n) > INT32_MAX)
+        return rpc_error(400, "restart needs [service_id, instance_number]");
+    int instance = (int)json_integer_value(n);
+    cp_info("agent: restart of service %s instance %d requested", service_id,
+            instance);
+    if (a->restart_fn != NULL)
+        a->restart_fn(a->restart_ctx, service_id, instance);
+    *result = json_object();
+    return NULL;
+}
+
 static const struct {
     const char *method;
     handler_fn *fn;
@@ -347,6 +376,7 @@ static const struct {
     {PROTO_M_MASTER_INFO, on_master_info},
     {PROTO_M_NODE_INFO, on_node_info},
     {PROTO_M_PODS_NOTIFY, on_pods_notify},
+    {PROTO_M_PODS_RESTART, on_pods_restart},
 };
 
 static handler_fn *find_handler(const char *method)
@@ -431,50 +461,56 @@ static void on_update_reply(void *ctx, const json_t *error,
         cp_debug("agent: node update accepted");
 }
 
-/* Sends /nodes/update; returns false when the engine could not be read. */
-static bool send_node_update(struct agent *a, int64_t now_ms)
+/* Asks the collector thread for fresh node facts; the update goes out
+ * from agent_tick() when they are back (deliver_update). Until then no
+ * update is armed. */
+static void request_update(struct agent *a)
 {
-    char err[512];
-    json_t *info = NULL, *version = NULL;
-    if (engine_info(a->engine, &info, err, sizeof(err)) != 0) {
-        cp_warn("agent: node update skipped: %s", err);
-        return false;
+    if (a->collector == NULL) {
+        struct collector_options opt = {
+            .cfg = a->cfg,
+            .node_name = a->node_name,
+            .version = a->version,
+            .wake = a->io.wake,
+            .wake_ctx = a->io.ctx,
+        };
+        a->collector = collector_new(&opt);
     }
-    if (a->version == NULL &&
-        engine_version(a->engine, &a->version, err, sizeof(err)) != 0)
-        cp_warn("agent: engine version unavailable: %s", err);
-    version = json_incref(a->version);
-    const char *root = cp_json_str(info, "DockerRootDir");
-    if (root != NULL && (a->root_dir == NULL || strcmp(root, a->root_dir))) {
+    a->update_gen = collector_request(a->collector);
+    a->is_update_waiting = true;
+    a->next_update_ms = 0;
+}
+
+/* Sends the facts the collector gathered, if they answer the request
+ * this connection waits for, and arms the next update: the interval
+ * after a send, AGENT_UPDATE_RETRY_MS after a failed engine read. */
+static void deliver_update(struct agent *a, int64_t now_ms)
+{
+    struct collector_result r;
+    if (a->collector == NULL || !collector_take(a->collector, &r))
+        return;
+    if (r.root_dir != NULL &&
+        (a->root_dir == NULL || strcmp(r.root_dir, a->root_dir) != 0)) {
         cp_free(a->root_dir);
-        a->root_dir = cp_strdup(root);
+        a->root_dir = cp_strdup(r.root_dir);
     }
-    char detected[64] = "";
-    if (a->cfg->public_ip == NULL || a->cfg->private_ip == NULL)
-        facts_detect_ip(detected, sizeof(detected));
-    const char *fallback = detected[0] != '\0' ? detected : NULL;
-    char *kernel = facts_kernel_release();
-    char *os = facts_os_name();
-    struct facts_node node = {
-        .name = a->node_name,
-        .public_ip = a->cfg->public_ip ? a->cfg->public_ip : fallback,
-        .private_ip = a->cfg->private_ip ? a->cfg->private_ip : fallback,
-        .labels = a->cfg->labels,
-        .nlabels = a->cfg->nlabels,
-        .has_labels = a->cfg->has_labels,
-        .kernel = kernel,
-        .os = os,
-    };
-    json_t *payload = facts_node_update(info, version, &node);
-    cp_free(kernel);
-    cp_free(os);
-    json_decref(info);
-    json_decref(version);
+    if (!a->is_open || !a->is_update_waiting || r.gen != a->update_gen) {
+        collector_result_release(&r);
+        return;
+    }
+    a->is_update_waiting = false;
+    if (r.payload == NULL) {
+        cp_warn("agent: node update skipped: %s", r.error);
+        a->next_update_ms = now_ms + AGENT_UPDATE_RETRY_MS;
+        collector_result_release(&r);
+        return;
+    }
     cp_info("agent: sending node update");
     agent_request(a, PROTO_M_NODES_UPDATE,
-                  json_pack("[s, o]", a->node_id, payload), 0, on_update_reply,
-                  a, now_ms);
-    return true;
+                  json_pack("[s, O]", a->node_id, r.payload), 0,
+                  on_update_reply, a, now_ms);
+    a->next_update_ms = now_ms + (int64_t)a->cfg->update_interval_s * 1000;
+    collector_result_release(&r);
 }
 
 static void send_stats(struct agent *a)
@@ -492,10 +528,7 @@ static void send_stats(struct agent *a)
 void agent_on_open(struct agent *a, int64_t now_ms)
 {
     a->is_open = true;
-    bool is_sent = send_node_update(a, now_ms);
-    a->next_update_ms =
-        now_ms + (is_sent ? (int64_t)a->cfg->update_interval_s * 1000
-                          : AGENT_UPDATE_RETRY_MS);
+    request_update(a);
     a->next_stats_ms = now_ms + (int64_t)a->cfg->stats_interval_s * 1000;
 }
 
@@ -504,6 +537,7 @@ void agent_on_close(struct agent *a)
     if (!a->is_open && a->npending == 0)
         return;
     a->is_open = false;
+    a->is_update_waiting = false;
     a->next_update_ms = a->next_stats_ms = 0;
     fail_all(a, "connection closed");
 }
@@ -520,14 +554,11 @@ void agent_tick(struct agent *a, int64_t now_ms)
         complete(a, p, err, NULL, false);
         json_decref(err);
     }
+    deliver_update(a, now_ms);
     if (!a->is_open)
         return;
-    if (a->next_update_ms != 0 && now_ms >= a->next_update_ms) {
-        bool is_sent = send_node_update(a, now_ms);
-        a->next_update_ms =
-            now_ms + (is_sent ? (int64_t)a->cfg->update_interval_s * 1000
-                              : AGENT_UPDATE_RETRY_MS);
-    }
+    if (a->next_update_ms != 0 && now_ms >= a->next_update_ms)
+        request_update(a);
     if (a->next_stats_ms != 0 && now_ms >= a->next_stats_ms) {
         send_stats(a);
         a->next_stats_ms = now_ms + (int64_t)a->cfg->stats_interval_s * 1000;
@@ -549,10 +580,18 @@ struct agent *agent_new(const struct agent_config *cfg, struct engine *e,
     return a;
 }
 
+void agent_stop(struct agent *a)
+{
+    collector_free(a->collector);
+    a->collector = NULL;
+    a->is_update_waiting = false;
+}
+
 void agent_free(struct agent *a)
 {
     if (a == NULL)
         return;
+    agent_stop(a);
     cp_free(a->node_id);
     cp_free(a->node_name);
     cp_free(a->labels_header);
@@ -566,6 +605,12 @@ void agent_set_pods_hook(struct agent *a, agent_pods_fn *fn, void *ctx)
 {
     a->pods_fn = fn;
     a->pods_ctx = ctx;
+}
+
+void agent_set_restart_hook(struct agent *a, agent_restart_fn *fn, void *ctx)
+{
+    a->restart_fn = fn;
+    a->restart_ctx = ctx;
 }
 
 size_t agent_outstanding(const struct agent *a)

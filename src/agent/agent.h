@@ -20,11 +20,14 @@
 
 /* The transport. send takes ownership of buf (cp_malloc'd) and returns
  * 0 or a CP_E* code; set_header sets a handshake header for the next
- * connect. */
+ * connect; wake (thread-safe, may be NULL) makes the loop thread call
+ * agent_tick() soon: the agent's own thread calls it when the node
+ * facts are ready. */
 struct agent_io {
     void *ctx;
     int (*send)(void *ctx, char *buf, size_t len);
     void (*set_header)(void *ctx, const char *name, const char *value);
+    void (*wake)(void *ctx);
 };
 
 /* Called with the outcome of one of our requests: error is NULL on
@@ -35,15 +38,24 @@ typedef void agent_reply_fn(void *ctx, const json_t *error,
 
 /* Hook for /service_pods/notify_update (the pod worker plugs in here). */
 typedef void agent_pods_fn(void *ctx, const char *reason);
+/* Hook for /service_pods/restart [service_id, instance_number]; the
+ * strings are borrowed for the call only. */
+typedef void agent_restart_fn(void *ctx, const char *service_id,
+                              int instance_number);
 
 struct agent;
 
 /* A new agent. cfg and engine are borrowed and must outlive it. */
 struct agent *agent_new(const struct agent_config *cfg, struct engine *e,
                         const struct agent_io *io);
+/* Stops and joins the agent's node facts thread (started by the first
+ * agent_on_open). Call before io.wake's target goes away; agent_free
+ * does it too. */
+void agent_stop(struct agent *a);
 void agent_free(struct agent *a);
 
 void agent_set_pods_hook(struct agent *a, agent_pods_fn *fn, void *ctx);
+void agent_set_restart_hook(struct agent *a, agent_restart_fn *fn, void *ctx);
 
 /* Before each connect: works out the node id, name and labels (from the
  * config, else the engine's /info, else the hostname for the name) and
@@ -51,16 +63,18 @@ void agent_set_pods_hook(struct agent *a, agent_pods_fn *fn, void *ctx);
  * needed from the engine and the engine cannot be read. */
 int agent_before_connect(struct agent *a);
 
-/* The connection opened at monotonic time now_ms: sends /nodes/update
- * and arms the intervals. */
+/* The connection opened at monotonic time now_ms: asks the node facts
+ * thread for /nodes/update (sent by agent_tick() as soon as they are
+ * ready, every update interval after that) and arms the stats. */
 void agent_on_open(struct agent *a, int64_t now_ms);
 /* One message from the master. Returns 0, or CP_EPROTO when it cannot be
  * decoded (the caller closes with 1002). Never crashes on bad input. */
 int agent_on_message(struct agent *a, const void *buf, size_t len);
 /* The connection went away: fails every outstanding request. */
 void agent_on_close(struct agent *a);
-/* Periodic work due at monotonic now_ms: request timeouts, node update,
- * stats. Call about once a second. */
+/* Periodic work due at monotonic now_ms: request timeouts, node update
+ * (sending facts that came back from the thread), stats. Call about once
+ * a second and after every io.wake. */
 void agent_tick(struct agent *a, int64_t now_ms);
 
 /* Sends a request; takes ownership of params (an array, NULL = []). cb

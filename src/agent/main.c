@@ -13,6 +13,9 @@
 #include "../common/version.h"
 
 #include <stdio.h>
+#include <unistd.h>
+#include <stdint.h>
+#include <pthread.h>
 
 extern char **environ;
 
@@ -75,10 +78,11 @@ static void on_tick(void *ctx)
 static void on_wake(void *ctx)
 {
     struct glue *g = ctx;
+    agent_tick(g->agent, cp_mono_ms());
     podworker_tick(g->pods, cp_mono_ms());
 }
 
-/* From the pod worker's threads. */
+/* From the pod worker's and the agent's threads. */
 static void wake_link(void *ctx)
 {
     struct glue *g = ctx;
@@ -89,6 +93,36 @@ static void on_pods_notify(void *ctx, const char *reason)
 {
     struct glue *g = ctx;
     podworker_notify(g->pods, reason);
+}
+
+static void on_pods_restart(void *ctx, const char *service_id,
+                            int instance_number)
+{
+    struct glue *g = ctx;
+    podworker_restart(g->pods, service_id, instance_number);
+}
+
+/* Engine calls in the worker threads (a container stop waits up to its
+ * grace period) must not hold the exit back: a final close code or a
+ * signal means the agent is done. The threads get a short while to finish
+ * cleanly; after that the process exits with the same status. */
+#define EXIT_GRACE_S 3
+
+static void *watchdog(void *arg)
+{
+    int status = (int)(intptr_t)arg;
+    sleep(EXIT_GRACE_S);
+    cp_warn("agent: worker threads still busy after %d s; exiting anyway",
+            EXIT_GRACE_S);
+    _exit(status);
+    return NULL;
+}
+
+static void exit_watchdog(int status)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, watchdog, (void *)(intptr_t)status) == 0)
+        pthread_detach(th);
 }
 
 int main(int argc, char **argv)
@@ -120,8 +154,10 @@ int main(int argc, char **argv)
     int status = 1;
     struct glue g = {0};
     struct engine *engine = engine_new(cfg.docker_socket);
-    struct agent_io io = {
-        .ctx = &g, .send = io_send, .set_header = io_set_header};
+    struct agent_io io = {.ctx = &g,
+                          .send = io_send,
+                          .set_header = io_set_header,
+                          .wake = wake_link};
     g.agent = agent_new(&cfg, engine, &io);
     struct podworker_options popt = {
         .socket_path = cfg.docker_socket,
@@ -132,6 +168,7 @@ int main(int argc, char **argv)
     };
     g.pods = podworker_new(&popt, g.agent);
     agent_set_pods_hook(g.agent, on_pods_notify, &g);
+    agent_set_restart_hook(g.agent, on_pods_restart, &g);
     struct link_options opt = {
         .uri = &cfg.uri,
         .ssl_verify = cfg.ssl_verify,
@@ -152,8 +189,10 @@ int main(int argc, char **argv)
         goto out;
     status = link_run(g.link);
     cp_info("agent: stopped (exit status %d)", status);
+    exit_watchdog(status);
 out:
     podworker_free(g.pods); /* before the link: its threads wake it */
+    agent_stop(g.agent);    /* likewise */
     link_free(g.link);
     agent_free(g.agent);
     engine_free(engine);

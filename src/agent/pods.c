@@ -569,6 +569,19 @@ void pods_free_list(struct pod *pods, size_t n)
     cp_free(pods);
 }
 
+size_t pods_find(const struct pod *pods, size_t n, const char *service_id,
+                 int instance_number)
+{
+    assert(n == 0 || pods != NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (pods[i].instance_number == instance_number &&
+            pods[i].service_id != NULL &&
+            strcmp(pods[i].service_id, service_id) == 0)
+            return i;
+    }
+    return PODS_NO_POD;
+}
+
 char *pods_container_name(const struct pod *p)
 {
     assert(p != NULL && p->service_name != NULL);

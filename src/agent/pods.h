@@ -21,6 +21,8 @@
 
 /* ==== Desired state: the service pod ==== */
 
+#define PODS_NO_POD ((size_t)-1) /* "no pod": orphans, lookups */
+
 enum pod_desired {
     POD_RUNNING,
     POD_STOPPED,
@@ -131,6 +133,12 @@ void pod_release(struct pod *p);
 /* Releases n pods and frees the array; NULL is fine. */
 void pods_free_list(struct pod *pods, size_t n);
 
+/* The index of the pod of service_id's instance instance_number in
+ * pods[0..n), or PODS_NO_POD when the list has no such pod (the first
+ * match when the master sent duplicates). */
+size_t pods_find(const struct pod *pods, size_t n, const char *service_id,
+                 int instance_number);
+
 /* The container name: "svc-N" in the null stack, "stack.svc-N"
  * otherwise ("null.svc" counts as the null stack). Caller frees. */
 char *pods_container_name(const struct pod *p);
@@ -227,7 +235,6 @@ const char *pods_state_image(const struct pods_state *s,
  * longer before it died starts counting from 1 again. */
 #define PODS_BACKOFF_MAX_MS 30000
 #define PODS_RESET_UP_MS 10000
-#define PODS_NO_POD ((size_t)-1)
 
 enum pods_action_kind {
     PODS_CREATE,   /* create from pods_container_spec() */

@@ -100,9 +100,14 @@ struct pull_failure {
     int64_t retry_ms; /* monotonic */
 };
 
+/* A restart request: of container cid (a failed health check), or,
+ * when cid is NULL, of the instance service_id/instance_number (the
+ * master's /service_pods/restart), resolved against the pod list. */
 struct restart {
     char *cid;
     char *name;
+    char *service_id;
+    int instance_number;
 };
 
 struct podworker {
@@ -765,9 +770,10 @@ static void *prober_main(void *arg)
             if (rc != 0) {
                 pw->restarts = cp_realloc(
                     pw->restarts, (pw->nrestarts + 1) * sizeof(*pw->restarts));
-                pw->restarts[pw->nrestarts].cid = cp_strdup(due->cid);
-                pw->restarts[pw->nrestarts].name = cp_strdup(due->name);
-                pw->nrestarts++;
+                struct restart *r = &pw->restarts[pw->nrestarts++];
+                memset(r, 0, sizeof(*r));
+                r->cid = cp_strdup(due->cid);
+                r->name = cp_strdup(due->name);
                 due->is_dropped = true; /* re-armed after the restart */
                 is_kick = true;
             }
@@ -804,6 +810,17 @@ static void set_str(char **dst, const char *s)
 {
     cp_free(*dst);
     *dst = s != NULL ? cp_strdup(s) : NULL;
+}
+
+/* Makes the next set_state of pod p go out even if it repeats the last
+ * one (max_rev stays: an older rev is still never reported). */
+static void memo_forget_state(struct podworker *pw, const struct pod *p)
+{
+    char *key = cp_asprintf("%s/%d", p->service_id, p->instance_number);
+    struct memo *m = memo_get(pw, key);
+    cp_free(key);
+    cp_free(m->state);
+    m->state = NULL;
 }
 
 /* Sends set_state for pod p unless it repeats the last report or would
@@ -1277,6 +1294,71 @@ static void do_restart(struct podworker *pw, const struct restart *r)
                        cp_now_ms());
 }
 
+static void restart_release(struct restart *r)
+{
+    cp_free(r->cid);
+    cp_free(r->name);
+    cp_free(r->service_id);
+}
+
+/* The master's restart of one instance (podworker_restart). The pod's
+ * container keeps its id and labels: only a stop and a start, so the
+ * diff that follows sees it in sync, also when the master bumped the
+ * deploy_rev for the restart (a new rev with the same image needs no
+ * recreate, see pods_diff). */
+static void restart_instance(struct podworker *pw, const struct podlist *l,
+                             const struct restart *r)
+{
+    size_t i = l != NULL
+                   ? pods_find(l->v, l->n, r->service_id, r->instance_number)
+                   : PODS_NO_POD;
+    if (i == PODS_NO_POD) {
+        cp_warn("pods: restart of service %s instance %d ignored: it is "
+                "not in this node's pod list",
+                r->service_id, r->instance_number);
+        return;
+    }
+    const struct pod *p = &l->v[i];
+    if (p->desired != POD_RUNNING) {
+        cp_info("pods: restart of %s-%d ignored: it is not desired running",
+                p->service_name, p->instance_number);
+        return;
+    }
+    char *name = pods_container_name(p);
+    char err[512];
+    json_t *ins = NULL;
+    int rc = engine_container_inspect(pw->we, name, &ins, err, sizeof(err));
+    const char *cid = cp_json_str(ins, "Id");
+    if (rc != 0 || cid == NULL) {
+        /* The converge that follows creates it. */
+        cp_info("pods: restart of %s: no container (%s)", name,
+                rc != 0 ? err : "no id");
+        goto out;
+    }
+    int grace = p->stop_grace_period >= 0 ? p->stop_grace_period : 10;
+    cp_info("pods: restarting %s (stop grace %d s)", name, grace);
+    /* Probes of the old run go: wait_for_port and the health check
+     * start over for the new one. */
+    pthread_mutex_lock(&pw->mu);
+    for (struct probe *pr = pw->probes; pr != NULL; pr = pr->next)
+        if (strcmp(pr->cid, cid) == 0)
+            pr->is_dropped = true;
+    pthread_mutex_unlock(&pw->mu);
+    pods_state_stopped(&pw->state, name);
+    if (engine_container_stop(pw->we, cid, grace, err, sizeof(err)) != 0 ||
+        engine_container_start(pw->we, cid, err, sizeof(err)) != 0) {
+        cp_warn("pods: restart of %s: %s", name, err);
+        goto out;
+    }
+    /* A requested restart is no crash: the backoff starts over. */
+    pods_state_started(&pw->state, name, 0, cp_now_ms());
+out:
+    /* Report again afterwards, even when nothing else changed. */
+    memo_forget_state(pw, p);
+    json_decref(ins);
+    cp_free(name);
+}
+
 static void send_stats(struct podworker *pw)
 {
     json_t *rows = NULL;
@@ -1375,9 +1457,11 @@ static void *worker_main(void *arg)
         if (wants_sync)
             sync_containers(pw);
         for (size_t i = 0; i < nrestarts; i++) {
-            do_restart(pw, &restarts[i]);
-            cp_free(restarts[i].cid);
-            cp_free(restarts[i].name);
+            if (restarts[i].cid != NULL)
+                do_restart(pw, &restarts[i]);
+            else
+                restart_instance(pw, l, &restarts[i]);
+            restart_release(&restarts[i]);
         }
         cp_free(restarts);
         /* Without a first list the diff would remove every container. */
@@ -1510,6 +1594,20 @@ void podworker_tick(struct podworker *pw, int64_t now_ms)
     }
 }
 
+void podworker_restart(struct podworker *pw, const char *service_id,
+                       int instance_number)
+{
+    pthread_mutex_lock(&pw->mu);
+    pw->restarts =
+        cp_realloc(pw->restarts, (pw->nrestarts + 1) * sizeof(*pw->restarts));
+    struct restart *r = &pw->restarts[pw->nrestarts++];
+    memset(r, 0, sizeof(*r));
+    r->service_id = cp_strdup(service_id);
+    r->instance_number = instance_number;
+    kick_locked(pw);
+    pthread_mutex_unlock(&pw->mu);
+}
+
 void podworker_notify(struct podworker *pw, const char *reason)
 {
     cp_debug("pods: pull requested (%s)", reason != NULL ? reason : "-");
@@ -1600,10 +1698,8 @@ void podworker_free(struct podworker *pw)
         pw->probes = p->next;
         probe_free(p);
     }
-    for (size_t i = 0; i < pw->nrestarts; i++) {
-        cp_free(pw->restarts[i].cid);
-        cp_free(pw->restarts[i].name);
-    }
+    for (size_t i = 0; i < pw->nrestarts; i++)
+        restart_release(&pw->restarts[i]);
     cp_free(pw->restarts);
     for (size_t i = 0; i < pw->nmemo; i++) {
         cp_free(pw->memo[i].key);

@@ -12,7 +12,8 @@
  * its own engine client:
  *   - the worker: one job loop that converges (list, inspect, diff,
  *     execute, re-diff, at most PODW_MAX_PASSES passes per round) on a
- *     kick (new list, container event, probe result, restart request) or
+ *     kick (new list, container event, probe result, restart request
+ *     from a failed health check or from the master) or
  *     a timer (crash backoff), and sends the container sync on connect;
  *   - the prober: wait_for_port probes and health checks, so a slow port
  *     never holds up any pod (#2415, #3003); probes are keyed by
@@ -68,6 +69,13 @@ void podworker_on_open(struct podworker *pw, int64_t now_ms);
 void podworker_on_close(struct podworker *pw);
 /* Loop thread: /service_pods/notify_update; pulls now (coalesced). */
 void podworker_notify(struct podworker *pw, const char *reason);
+/* Loop thread: /service_pods/restart. The worker restarts the running
+ * container of that instance (stop with the pod's stop_grace_period,
+ * then start), resets its crash backoff, re-runs wait_for_port and
+ * reports set_state with the pod's current deploy_rev afterwards. An
+ * instance not in the current pod list is logged and ignored. */
+void podworker_restart(struct podworker *pw, const char *service_id,
+                       int instance_number);
 /* Loop thread: about once a second and after every wake: the pull timer,
  * log batches and the outbox. */
 void podworker_tick(struct podworker *pw, int64_t now_ms);

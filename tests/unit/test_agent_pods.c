@@ -681,6 +681,68 @@ static void test_diff_recreate_image_and_lb(void **state)
     pod_release(&d);
 }
 
+/* pods_find: the pod of one service instance, for /service_pods/restart. */
+static void test_find(void **state)
+{
+    (void)state;
+    struct pod d[3] = {mkpod("web", 1, "running", 1, "r1"),
+                       mkpod("web", 2, "running", 1, "r1"),
+                       mkpod("db", 1, "running", 1, "r1")};
+    assert_int_equal(pods_find(d, 3, "id-web", 2), 1);
+    assert_int_equal(pods_find(d, 3, "id-db", 1), 2);
+    assert_int_equal(pods_find(d, 3, "id-db", 2), PODS_NO_POD);
+    assert_int_equal(pods_find(d, 3, "id-nope", 1), PODS_NO_POD);
+    assert_int_equal(pods_find(NULL, 0, "id-web", 1), PODS_NO_POD);
+    for (int i = 0; i < 3; i++)
+        pod_release(&d[i]);
+}
+
+/* What the pod worker relies on for `service restart`: the master bumps
+ * deploy_rev; the restarted container keeps its old deploy_rev label and
+ * the image is the same, so the diff leaves it alone (no recreate) and
+ * reports the new rev; and the restart's pods_state_started(0) resets
+ * the crash backoff. */
+static void test_diff_restart_new_rev(void **state)
+{
+    (void)state;
+    struct pod d = mkpod("web", 1, "running", 4, "r2");
+    struct actual a = mkactual(&d, true);
+    cp_free(a.deploy_rev);
+    a.deploy_rev = cp_strdup("r1");
+    struct pods_state st;
+    pods_state_init(&st);
+    pods_state_set_image(&st, "busybox:latest", "sha256:aaa");
+    /* Three crashes in a row, then the restart (stop, start). */
+    pods_state_started(&st, "web-1", 3, T0 - 20000);
+    pods_state_stopped(&st, "web-1");
+    pods_state_started(&st, "web-1", 0, T0);
+    a.started_at_ms = T0;
+
+    struct pods_actions out;
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, &st, T0 + 1000, &out);
+    assert_int_equal(out.n, 0);
+    assert_true(out.reports[0].is_settled);
+    assert_int_equal(out.reports[0].state, PODS_REPORT_RUNNING);
+    assert_string_equal(out.reports[0].rev, "r2");
+    pods_actions_release(&out);
+
+    /* It dies 2 s later: the first restart's backoff (1 s), not the
+     * fourth's. */
+    a.is_running = false;
+    a.exit_code = 1;
+    a.finished_at_ms = T0 + 2000;
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, &st, T0 + 2500, &out);
+    assert_actions(&out, "wait web-1\n");
+    assert_int_equal(out.v[0].wait_ms, 500);
+    pods_actions_release(&out);
+
+    pods_state_release(&st);
+    pods_actual_release(&a);
+    pod_release(&d);
+}
+
 static void test_diff_stop_and_start(void **state)
 {
     (void)state;
@@ -964,6 +1026,8 @@ int main(void)
         cmocka_unit_test(test_diff_in_sync),
         cmocka_unit_test(test_diff_recreate_revision),
         cmocka_unit_test(test_diff_recreate_image_and_lb),
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_diff_restart_new_rev),
         cmocka_unit_test(test_diff_stop_and_start),
         cmocka_unit_test(test_diff_orphans_and_foreign),
         cmocka_unit_test(test_diff_backoff),

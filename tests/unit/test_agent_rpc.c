@@ -17,8 +17,15 @@
 #include "../../src/common/log.h"
 #include "../../src/common/proto.h"
 #include "../../src/common/rpc.h"
+#include "../../src/common/util.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_SENT 128
 
@@ -207,6 +214,60 @@ static void test_pods_hook(void **state)
     assert_int_equal(pods_calls, 1);
 }
 
+struct restart_call {
+    int calls;
+    char service_id[64];
+    int instance_number;
+};
+
+static void on_restart(void *ctx, const char *service_id, int instance_number)
+{
+    struct restart_call *c = ctx;
+    c->calls++;
+    snprintf(c->service_id, sizeof(c->service_id), "%s", service_id);
+    c->instance_number = instance_number;
+}
+
+/* /service_pods/restart [service_id, instance_number] reaches the hook;
+ * bad params do not (and a request gets a 400). */
+static void test_restart_hook(void **state)
+{
+    struct fixture *fx = *state;
+    struct restart_call c = {0};
+    agent_set_restart_hook(fx->agent, on_restart, &c);
+    agent_before_connect(fx->agent);
+    agent_on_open(fx->agent, 0);
+    size_t base = fx->fake.nsent;
+    feed(fx, json_pack("[i, s, [s, i]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART,
+                       "svc-id", 2));
+    assert_int_equal(c.calls, 1);
+    assert_string_equal(c.service_id, "svc-id");
+    assert_int_equal(c.instance_number, 2);
+    assert_int_equal(fx->fake.nsent, base);
+
+    feed(fx,
+         json_pack("[i, s, [i, i]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART, 1, 2));
+    feed(fx, json_pack("[i, s, [s]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART,
+                       "svc-id"));
+    feed(fx, json_pack("[i, s, [s, s]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART,
+                       "svc-id", "2"));
+    feed(fx, json_pack("[i, s, [s, i]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART,
+                       "svc-id", -1));
+    feed(fx, json_pack("[i, s, [s, I]]", PROTO_NOTIFY, PROTO_M_PODS_RESTART,
+                       "svc-id", (json_int_t)1 << 40));
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(fx->fake.nsent, base);
+
+    feed(fx,
+         json_pack("[i, i, s, []]", PROTO_REQUEST, 9, PROTO_M_PODS_RESTART));
+    assert_int_equal(fx->fake.nsent, base + 1);
+    assert_int_equal(cp_json_int(fx->fake.sent[base].error, "code", 0), 400);
+    feed(fx, json_pack("[i, i, s, [s, i]]", PROTO_REQUEST, 10,
+                       PROTO_M_PODS_RESTART, "svc-id", 1));
+    assert_int_equal(c.calls, 2);
+    assert_null(fx->fake.sent[base + 1].error);
+}
+
 struct reply {
     int calls;
     long long code;
@@ -331,6 +392,215 @@ static void test_stats_interval(void **state)
     assert_non_null(cp_json_str(s, "time"));
 }
 
+/* ==== The node update off the loop thread ==== */
+
+/* A fake engine on a unix socket: answers /info after delay_ms and
+ * /version at once, one request per connection. */
+struct fake_engine {
+    char path[108];
+    int fd;
+    int delay_ms;
+    int ninfo; /* atomic */
+    pthread_t th;
+};
+
+static void *engine_main(void *arg)
+{
+    struct fake_engine *fe = arg;
+    for (;;) {
+        int c = accept(fe->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char req[4096];
+        size_t n = 0;
+        while (n < sizeof(req) - 1) {
+            ssize_t r = read(c, req + n, sizeof(req) - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            req[n] = '\0';
+            if (strstr(req, "\r\n\r\n") != NULL)
+                break;
+        }
+        req[n] = '\0';
+        const char *body = "{}";
+        if (strstr(req, " /info") != NULL || strstr(req, "/info ") != NULL) {
+            struct timespec ts = {fe->delay_ms / 1000,
+                                  (long)(fe->delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            __atomic_add_fetch(&fe->ninfo, 1, __ATOMIC_RELAXED);
+            body = "{\"ID\":\"X\",\"Name\":\"fake\",\"NCPU\":2,"
+                   "\"MemTotal\":1024,\"DockerRootDir\":\"/tmp\","
+                   "\"ServerVersion\":\"1.0\",\"Labels\":[]}";
+        } else if (strstr(req, "/version") != NULL) {
+            body = "{\"Version\":\"1.0\",\"ApiVersion\":\"1.40\"}";
+        }
+        char resp[1024];
+        int len = snprintf(resp, sizeof(resp),
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                           "\r\nContent-Length: %zu\r\nConnection: close"
+                           "\r\n\r\n%s",
+                           strlen(body), body);
+        if (write(c, resp, (size_t)len) < 0)
+            perror("fake engine");
+        close(c);
+    }
+}
+
+static void fake_engine_start(struct fake_engine *fe, int delay_ms)
+{
+    memset(fe, 0, sizeof(*fe));
+    fe->delay_ms = delay_ms;
+    snprintf(fe->path, sizeof(fe->path), "/tmp/kagent-test-%d.sock",
+             (int)getpid());
+    unlink(fe->path);
+    fe->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fe->fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fe->path);
+    assert_int_equal(bind(fe->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fe->fd, 8), 0);
+    assert_int_equal(pthread_create(&fe->th, NULL, engine_main, fe), 0);
+}
+
+static void fake_engine_stop(struct fake_engine *fe)
+{
+    shutdown(fe->fd, SHUT_RDWR);
+    close(fe->fd);
+    pthread_join(fe->th, NULL);
+    unlink(fe->path);
+}
+
+static int wakes; /* atomic */
+static void on_wake(void *ctx)
+{
+    (void)ctx;
+    __atomic_add_fetch(&wakes, 1, __ATOMIC_RELAXED);
+}
+
+static size_t count_sent(const struct fake *f, const char *method)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nsent; i++)
+        if (f->sent[i].kind != PROTO_RESPONSE &&
+            strcmp(f->sent[i].method, method) == 0)
+            n++;
+    return n;
+}
+
+/* Ticks (as the loop does after a wake) until method was sent n times
+ * or about 5 s passed. */
+static void tick_until(struct agent *a, const struct fake *f,
+                       const char *method, size_t n, int64_t now_ms)
+{
+    for (int i = 0; i < 500 && count_sent(f, method) < n; i++) {
+        usleep(10 * 1000);
+        agent_tick(a, now_ms);
+    }
+}
+
+/* agent_on_open and agent_tick never wait for the engine: /info (slow
+ * here, as on Podman) is read on the agent's thread, which wakes the
+ * loop; the update goes out on the tick after that, and again every
+ * update interval from then. */
+static void test_node_update_async(void **state)
+{
+    (void)state;
+    struct fake_engine fe;
+    fake_engine_start(&fe, 300);
+    char host[160];
+    snprintf(host, sizeof(host), "DOCKER_HOST=unix://%s", fe.path);
+    const char *env[] = {"KONTENA_URI=ws://127.0.0.1:1",
+                         "KONTENA_TOKEN=grid-token",
+                         "KONTENA_NODE_ID=AAAA:BBBB",
+                         "KONTENA_NODE_NAME=node-1",
+                         "KONTENA_NODE_LABELS=a=1",
+                         "KONTENA_PUBLIC_IP=192.0.2.1",
+                         "KONTENA_PRIVATE_IP=10.0.0.1",
+                         host,
+                         NULL};
+    const char *argv[] = {"kontena-agent", NULL};
+    struct agent_config cfg;
+    char err[256];
+    assert_int_equal(agent_config_parse(&cfg, (char *const *)(uintptr_t)env, 1,
+                                        (char **)(uintptr_t)argv, err,
+                                        sizeof(err)),
+                     0);
+    struct engine *e = engine_new(cfg.docker_socket);
+    struct fake f;
+    memset(&f, 0, sizeof(f));
+    struct agent_io io = {.ctx = &f,
+                          .send = fake_send,
+                          .set_header = fake_set_header,
+                          .wake = on_wake};
+    struct agent *a = agent_new(&cfg, e, &io);
+    wakes = 0;
+    assert_int_equal(agent_before_connect(a), 0);
+
+    int64_t t0 = cp_mono_ms();
+    agent_on_open(a, 0);
+    agent_tick(a, 0);
+    assert_true(cp_mono_ms() - t0 < 150); /* did not wait for /info */
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 0);
+
+    tick_until(a, &f, PROTO_M_NODES_UPDATE, 1, 1000);
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 1);
+    assert_true(__atomic_load_n(&wakes, __ATOMIC_RELAXED) >= 1);
+    const struct rpc_msg *m = &f.sent[f.nsent - 1];
+    assert_int_equal(m->kind, PROTO_REQUEST);
+    assert_string_equal(json_string_value(json_array_get(m->params, 0)),
+                        "AAAA:BBBB");
+    const json_t *facts = json_array_get(m->params, 1);
+    assert_true(json_is_object(facts));
+    assert_string_equal(cp_json_str(facts, "PublicIp"), "192.0.2.1");
+    assert_string_equal(cp_json_str(facts, "Name"), "node-1");
+
+    /* Next one an update interval after the first was sent. */
+    int64_t next = 1000 + (int64_t)cfg.update_interval_s * 1000;
+    agent_tick(a, next - 1);
+    usleep(500 * 1000);
+    agent_tick(a, next - 1);
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 1);
+    agent_tick(a, next);
+    tick_until(a, &f, PROTO_M_NODES_UPDATE, 2, next);
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 2);
+
+    /* Facts that come back after the connection closed are dropped; a
+     * new connection asks anew and gets its own update. */
+    agent_tick(a, 2 * next);
+    agent_on_close(a);
+    usleep(500 * 1000);
+    agent_tick(a, 2 * next);
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 2);
+    agent_on_open(a, 3 * next);
+    tick_until(a, &f, PROTO_M_NODES_UPDATE, 3, 3 * next);
+    assert_int_equal(count_sent(&f, PROTO_M_NODES_UPDATE), 3);
+
+    agent_stop(a);
+    agent_free(a);
+    engine_free(e);
+    fake_engine_stop(&fe);
+    for (size_t i = 0; i < f.nsent; i++)
+        rpc_msg_release(&f.sent[i]);
+    agent_config_release(&cfg);
+}
+
+/* The engine is away: no update, and a retry AGENT_UPDATE_RETRY_MS
+ * after the failure came back. */
+static void test_node_update_retry(void **state)
+{
+    struct fixture *fx = *state;
+    agent_before_connect(fx->agent);
+    agent_on_open(fx->agent, 0);
+    for (int i = 0; i < 100; i++) {
+        usleep(10 * 1000);
+        agent_tick(fx->agent, 100);
+    }
+    assert_int_equal(count_sent(&fx->fake, PROTO_M_NODES_UPDATE), 0);
+    /* No request was sent and none is pending. */
+    assert_int_equal(agent_outstanding(fx->agent), 0);
+}
+
 /* Garbage never crashes the agent; it is reported as CP_EPROTO. */
 static void test_malformed(void **state)
 {
@@ -401,11 +671,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pods_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_full_and_disconnect, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stats_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test(test_node_update_async),
+        cmocka_unit_test_setup_teardown(test_node_update_retry, setup,
+                                        teardown),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_close_texts),
     };
