@@ -668,7 +668,12 @@ static void spec_ports(const struct pod *p, json_t *body, json_t *host)
         }
         snprintf(host_port, sizeof(host_port), "%d", pp->node_port);
         json_t *b = json_object();
-        cp_json_set_str(b, "HostIp", pp->ip);
+        /* "All addresses" is said by leaving HostIp out: Podman turns an
+         * explicit 0.0.0.0 into a DNAT rule for 0.0.0.0/32 that matches
+         * no traffic. */
+        if (pp->ip != NULL && pp->ip[0] != '\0' &&
+            strcmp(pp->ip, "0.0.0.0") != 0 && strcmp(pp->ip, "::") != 0)
+            cp_json_set_str(b, "HostIp", pp->ip);
         cp_json_set_str(b, "HostPort", host_port);
         json_array_append_new(list, b);
     }

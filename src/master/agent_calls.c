@@ -83,6 +83,7 @@ static const struct {
     {PROTO_M_CONTAINERS_CLEANUP, agent_calls_containers_cleanup},
     {PROTO_M_CONTAINERS_LOG_BATCH, agent_calls_containers_log_batch},
     {PROTO_M_CONTAINERS_HEALTH, agent_calls_containers_health},
+    {PROTO_M_CONTAINERS_STAT, agent_calls_containers_stat},
 };
 
 agent_call_fn *agent_calls_find(const char *method)

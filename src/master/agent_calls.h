@@ -48,6 +48,7 @@ void agent_calls_containers_save(struct agent_call *c);
 void agent_calls_containers_event(struct agent_call *c);
 void agent_calls_containers_cleanup(struct agent_call *c);
 void agent_calls_containers_log_batch(struct agent_call *c);
+void agent_calls_containers_stat(struct agent_call *c);
 void agent_calls_containers_health(struct agent_call *c);
 
 #endif

@@ -586,3 +586,45 @@ void agent_calls_containers_health(struct agent_call *c)
     }
     c->result = json_object();
 }
+
+/* ==== /containers/stat [{id, cpu, memory, network, time, ...}] ==== */
+
+/* Keeps the latest stats sample on the container (shown in its JSON as
+ * "stats"); history stays with the agent's next samples. */
+void agent_calls_containers_stat(struct agent_call *c)
+{
+    const json_t *o = json_array_get(c->params, 0);
+    const char *id = short_str(json_object_get(o, "id"));
+    if (!json_is_array(c->params) || !json_is_object(o) || id == NULL) {
+        agent_call_error(c, 400, "params must be [{id, ...stats}]");
+        return;
+    }
+    struct store_container_list cts = {0};
+    int rc =
+        ST_CALL(c->m->store, container_list, c->grid_id, c->row_id, NULL, &cts);
+    if (rc != 0) {
+        fail_rc(c, rc);
+        return;
+    }
+    struct store_container *ct =
+        (struct store_container *)(uintptr_t)find_ct(&cts, id);
+    if (ct == NULL) {
+        store_container_list_release(&cts);
+        agent_call_error(c, 404, "no such container on this node");
+        return;
+    }
+    if (!json_is_object(ct->info)) {
+        json_decref(ct->info);
+        ct->info = json_object();
+    }
+    json_t *stats = json_deep_copy(o);
+    json_object_del(stats, "id");
+    json_object_set_new(ct->info, "stats", stats);
+    rc = ST_CALL(c->m->store, container_save, ct);
+    store_container_list_release(&cts);
+    if (rc != 0) {
+        fail_rc(c, rc);
+        return;
+    }
+    c->result = json_object();
+}
