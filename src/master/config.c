@@ -39,7 +39,7 @@ const char master_config_usage[] =
     "  --threads N          KONTENA_THREADS      store worker threads (4)\n"
     "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n"
     "  --inline-reads       KONTENA_INLINE_READS  cheap reads on the loop\n"
-    "                       with the embedded store (1; 0 = worker pool)\n";
+    "                       with the embedded store (0: on the worker pool)\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -177,7 +177,7 @@ static void set_defaults(struct master_config *c)
     c->max_header = 16 * 1024;
     c->threads = 4;
     c->auth_cache_ms = 1000;
-    c->inline_reads = true;
+    c->inline_reads = false;
 }
 
 int master_config_parse(struct master_config *c, char *const *envp,
