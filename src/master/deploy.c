@@ -7,7 +7,7 @@
  * On the loop, a 1 s poll (and every "deploys.queued" wake-up) claims
  * deploys while fewer than DEPLOY_MAX_INFLIGHT run here. Each claimed
  * deploy gets a deployer: a small state machine whose steps (prepare,
- * roll, finish) run on a worker, one step at a time, driven by a 0.5 s
+ * roll, finish) run on a worker, one step at a time, driven by a 0.1 s
  * loop timer, so nothing waits on the loop and no worker sleeps. Every
  * write of a deploy is fenced by the claim; a deployer that loses its
  * lease stops quietly and leaves the deploy to whoever took it.
@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEPLOY_MAX_INFLIGHT 4
+#define DEPLOY_MAX_INFLIGHT 16
 #define DEPLOY_POLL_MS 1000
-#define DEPLOY_TICK_MS 500
+#define DEPLOY_TICK_MS 100
 #define DEPLOY_LEASE_MS 30000
 #define DEPLOY_RENEW_MS 10000
 #define DEPLOY_INSTANCE_TIMEOUT_S 300
