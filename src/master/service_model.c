@@ -1164,8 +1164,16 @@ static bool link_item(const json_t *e, size_t i, json_t **o, char *why,
     } else if (ok) {
         ok = valid_name(name);
     }
-    if (ok && alias[0] == '\0')
-        snprintf(alias, sizeof(alias), "%s", slash ? slash + 1 : name);
+    if (ok && alias[0] == '\0') {
+        /* The alias defaults to the service name; too long is refused
+         * below rather than cut. */
+        const char *src = slash ? slash + 1 : name;
+        size_t len = strlen(src);
+        if (len >= sizeof(alias))
+            ok = false;
+        else
+            memcpy(alias, src, len + 1);
+    }
     if (!ok || !valid_name(alias)) {
         snprintf(why, n,
                  "entry %zu must be {name: \"svc\" or \"stack/svc\", alias}",
