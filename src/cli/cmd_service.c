@@ -1558,7 +1558,16 @@ static int run_rm(struct cli *cli, const struct args *a)
 
 /* ==== containers / instances ==== */
 
-static int run_containers(struct cli *cli, const struct args *a)
+/* Writes one table row of a list item; cells it allocates go in owned
+ * (at most 4), freed by the caller. */
+typedef void row_fn(const json_t *item, const char **row, char **owned);
+
+/* GET <service><suffix>, then prints the array under key: as JSON with
+ * -o json, else as a table with the given header and rows. */
+static int list_of_service(struct cli *cli, const struct args *a,
+                           const char *suffix, const char *key,
+                           const char *doing, const char *const *hdr,
+                           size_t ncols, row_fn *fill)
 {
     struct client *c = cli_connect(cli);
     struct svc s = {0};
@@ -1570,32 +1579,26 @@ static int run_containers(struct cli *cli, const struct args *a)
     if (rc != 0)
         goto out;
     rc = 1;
-    r = svc_call(cli, c, "GET", &s, "/containers", NULL,
-                 "list the containers of");
+    r = svc_call(cli, c, "GET", &s, suffix, NULL, doing);
     if (r == NULL)
         goto out;
-    json_t *list = list_of(r, "containers");
+    json_t *list = list_of(r, key);
     rc = 0;
     if (cli->is_json) {
         output_list(list);
         goto out;
     }
-    static const char *const hdr[] = {"name",   "instance", "node",
-                                      "status", "ip",       "image"};
-    struct table *t = table_new(6, hdr);
+    struct table *t = table_new(ncols, hdr);
     size_t i;
-    json_t *ct;
-    json_array_foreach(list, i, ct)
+    json_t *item;
+    json_array_foreach(list, i, item)
     {
-        char *num = output_cell(json_object_get(ct, "instance_number"));
-        const char *row[] = {cp_json_str(ct, "name"),
-                             num,
-                             node_name(json_object_get(ct, "node")),
-                             cp_json_str(ct, "status"),
-                             cp_json_str(ct, "ip_address"),
-                             cp_json_str(ct, "image")};
+        const char *row[8] = {0};
+        char *owned[4] = {0};
+        fill(item, row, owned);
         table_add(t, row);
-        cp_free(num);
+        for (size_t k = 0; k < CP_ARRAY_LEN(owned); k++)
+            cp_free(owned[k]);
     }
     table_print(t, stdout);
     table_free(t);
@@ -1606,57 +1609,48 @@ out:
     return rc;
 }
 
+static void container_row(const json_t *ct, const char **row, char **owned)
+{
+    owned[0] = output_cell(json_object_get(ct, "instance_number"));
+    row[0] = cp_json_str(ct, "name");
+    row[1] = owned[0];
+    row[2] = node_name(json_object_get(ct, "node"));
+    row[3] = cp_json_str(ct, "status");
+    row[4] = cp_json_str(ct, "ip_address");
+    row[5] = cp_json_str(ct, "image");
+}
+
+static int run_containers(struct cli *cli, const struct args *a)
+{
+    static const char *const hdr[] = {"name",   "instance", "node",
+                                      "status", "ip",       "image"};
+    return list_of_service(cli, a, "/containers", "containers",
+                           "list the containers of", hdr, CP_ARRAY_LEN(hdr),
+                           container_row);
+}
+
+static void instance_row(const json_t *in, const char **row, char **owned)
+{
+    const json_t *node = json_object_get(in, "node");
+    if (node == NULL)
+        node = json_object_get(in, "host_node");
+    owned[0] = output_cell(json_object_get(in, "instance_number"));
+    owned[1] = output_cell(json_object_get(in, "rev"));
+    row[0] = owned[0];
+    row[1] = node_name(node);
+    row[2] = cp_json_str(in, "desired_state");
+    row[3] = cp_json_str(in, "state");
+    row[4] = owned[1];
+    row[5] = cp_json_str(in, "error");
+}
+
 static int run_instances(struct cli *cli, const struct args *a)
 {
-    struct client *c = cli_connect(cli);
-    struct svc s = {0};
-    json_t *r = NULL;
-    int rc = 1;
-    if (c == NULL)
-        goto out;
-    rc = svc_parse(cli, a->pos[0], &s);
-    if (rc != 0)
-        goto out;
-    rc = 1;
-    r = svc_call(cli, c, "GET", &s, "/instances", NULL,
-                 "list the instances of");
-    if (r == NULL)
-        goto out;
-    json_t *list = list_of(r, "instances");
-    rc = 0;
-    if (cli->is_json) {
-        output_list(list);
-        goto out;
-    }
     static const char *const hdr[] = {"instance", "node", "desired",
                                       "state",    "rev",  "error"};
-    struct table *t = table_new(6, hdr);
-    size_t i;
-    json_t *in;
-    json_array_foreach(list, i, in)
-    {
-        char *num = output_cell(json_object_get(in, "instance_number"));
-        const json_t *node = json_object_get(in, "node");
-        if (node == NULL)
-            node = json_object_get(in, "host_node");
-        char *rev = output_cell(json_object_get(in, "rev"));
-        const char *row[] = {num,
-                             node_name(node),
-                             cp_json_str(in, "desired_state"),
-                             cp_json_str(in, "state"),
-                             rev,
-                             cp_json_str(in, "error")};
-        table_add(t, row);
-        cp_free(rev);
-        cp_free(num);
-    }
-    table_print(t, stdout);
-    table_free(t);
-out:
-    json_decref(r);
-    svc_release(&s);
-    client_free(c);
-    return rc;
+    return list_of_service(cli, a, "/instances", "instances",
+                           "list the instances of", hdr, CP_ARRAY_LEN(hdr),
+                           instance_row);
 }
 
 /* ==== env ==== */
