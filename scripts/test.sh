@@ -10,6 +10,9 @@ scripts/deps.sh --test || exit 1
 
 passed=0
 failed=0
+if ! scripts/check.sh; then
+  failed=$((failed + 1))
+fi
 run_suite() { # name build-dir cmake-args...
   local name=$1 dir=$2
   shift 2
