@@ -176,7 +176,8 @@ bool engine_is_podman(const json_t *version)
 
 /* One request: method, path (under ENGINE_API_PREFIX), optional JSON
  * body, HTTP timeout. Fills *status and the raw body. Returns 0 when the
- * engine answered at all (any status), else CP_EIO/CP_EPROTO with err. */
+ * engine answered at all (any status), else CP_EIO/CP_EPROTO with err
+ * (CP_ETIMEDOUT when timeout_ms passed). */
 static int perform(struct engine *e, const char *method, const char *path,
                    const json_t *body, long timeout_ms, long *status,
                    struct cp_buf *resp, char *err, size_t errlen)
@@ -211,7 +212,7 @@ static int perform(struct engine *e, const char *method, const char *path,
     if (cc != CURLE_OK) {
         snprintf(err, errlen, "%s %s via %s: %s", method, path, e->socket_path,
                  curl_easy_strerror(cc));
-        rc = CP_EIO;
+        rc = cc == CURLE_OPERATION_TIMEDOUT ? CP_ETIMEDOUT : CP_EIO;
         goto out;
     }
     *status = 0;
@@ -375,6 +376,82 @@ int engine_container_remove(struct engine *e, const char *id, bool force,
     int rc =
         call(e, "DELETE", path, NULL, ENGINE_TIMEOUT_MS, 0, NULL, err, errlen);
     cp_free(path);
+    return rc;
+}
+
+int engine_container_wait(struct engine *e, const char *id, int timeout_ms,
+                          int *status_code, char *err, size_t errlen)
+{
+    *status_code = -1;
+    char *path = cp_asprintf("/containers/%s/wait", id);
+    json_t *resp = NULL;
+    int rc = call(e, "POST", path, NULL, timeout_ms, 0, &resp, err, errlen);
+    if (rc == 0) {
+        json_t *code = json_object_get(resp, "StatusCode");
+        if (json_is_integer(code)) {
+            *status_code = (int)json_integer_value(code);
+        } else {
+            snprintf(err, errlen, "POST %s: no StatusCode in the answer", path);
+            rc = CP_EPROTO;
+        }
+    }
+    json_decref(resp);
+    cp_free(path);
+    return rc;
+}
+
+int engine_exec(struct engine *e, const char *id, const json_t *argv,
+                int timeout_ms, int *exit_code, char *err, size_t errlen)
+{
+    *exit_code = -1;
+    char *path = cp_asprintf("/containers/%s/exec", id);
+    json_t *body = json_pack("{s:O, s:b, s:b}", "Cmd", argv, "AttachStdout", 1,
+                             "AttachStderr", 1);
+    json_t *resp = NULL;
+    char *exec_id = NULL;
+    int rc =
+        call(e, "POST", path, body, ENGINE_TIMEOUT_MS, 0, &resp, err, errlen);
+    json_decref(body);
+    cp_free(path);
+    path = NULL;
+    if (rc == 0) {
+        if (cp_json_str(resp, "Id") == NULL) {
+            snprintf(err, errlen, "exec in %s: no Id in the answer", id);
+            rc = CP_EPROTO;
+        } else {
+            exec_id = cp_strdup(cp_json_str(resp, "Id"));
+        }
+    }
+    json_decref(resp);
+    resp = NULL;
+    if (rc != 0)
+        goto out;
+    /* Detach false: the answer is the multiplexed output, and it ends
+     * when the command does. The output is only drained (bounded by
+     * ENGINE_MAX_BODY like every body); the exit code is what counts. */
+    path = cp_asprintf("/exec/%s/start", exec_id);
+    body = json_pack("{s:b, s:b}", "Detach", 0, "Tty", 0);
+    rc = call(e, "POST", path, body, timeout_ms, 0, NULL, err, errlen);
+    json_decref(body);
+    cp_free(path);
+    path = NULL;
+    if (rc != 0)
+        goto out;
+    path = cp_asprintf("/exec/%s/json", exec_id);
+    rc = call(e, "GET", path, NULL, ENGINE_TIMEOUT_MS, 0, &resp, err, errlen);
+    if (rc == 0) {
+        json_t *code = json_object_get(resp, "ExitCode");
+        if (json_is_integer(code)) {
+            *exit_code = (int)json_integer_value(code);
+        } else {
+            snprintf(err, errlen, "GET %s: no ExitCode in the answer", path);
+            rc = CP_EPROTO;
+        }
+    }
+    json_decref(resp);
+out:
+    cp_free(path);
+    cp_free(exec_id);
     return rc;
 }
 

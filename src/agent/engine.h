@@ -80,6 +80,19 @@ int engine_container_kill(struct engine *e, const char *id, const char *sig,
 /* DELETE /containers/{id}?force=1&v=1 when force, else ?v=1. */
 int engine_container_remove(struct engine *e, const char *id, bool force,
                             char *err, size_t errlen);
+/* POST /containers/{id}/wait: blocks until the container is not running
+ * (at most timeout_ms: CP_ETIMEDOUT) and gives its StatusCode. */
+int engine_container_wait(struct engine *e, const char *id, int timeout_ms,
+                          int *status_code, char *err, size_t errlen);
+/* Runs argv (a JSON array of strings) in the running container id:
+ * POST /containers/{id}/exec, POST /exec/{eid}/start with Detach false
+ * (the multiplexed output is read and dropped; it ends when the command
+ * does), then GET /exec/{eid}/json for ExitCode into *exit_code. The
+ * whole run takes at most timeout_ms (CP_ETIMEDOUT; the command may go
+ * on running in the container). CP_ECONFLICT when the container is not
+ * running. */
+int engine_exec(struct engine *e, const char *id, const json_t *argv,
+                int timeout_ms, int *exit_code, char *err, size_t errlen);
 /* GET /containers/{id}/stats?stream=false; *out: new object. */
 int engine_container_stats(struct engine *e, const char *id, json_t **out,
                            char *err, size_t errlen);

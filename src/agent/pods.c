@@ -385,6 +385,118 @@ static int parse_health(struct pod *p, struct perr *e)
     return 0;
 }
 
+/* ==== Hooks ==== */
+
+static const char *const hook_types[] = {"pre_start", "post_start", "pre_stop"};
+
+const char *pods_hook_type_name(enum pod_hook_type t)
+{
+    return (size_t)t < CP_ARRAY_LEN(hook_types) ? hook_types[t] : "?";
+}
+
+/* instances: "*", "1,2", 3, or an array of those; absent means all. */
+static int hook_instances(const json_t *v, struct pod_hook *h, struct perr *e)
+{
+    h->is_all_instances = v == NULL;
+    if (v == NULL)
+        return 0;
+    json_t *tmp = json_is_array(v) ? json_incref((json_t *)(uintptr_t)v)
+                                   : json_pack("[O]", v);
+    size_t i;
+    const json_t *el;
+    int rc = 0;
+    json_array_foreach(tmp, i, el)
+    {
+        if (json_is_integer(el)) {
+            h->instances = cp_realloc(h->instances, (h->ninstances + 1) *
+                                                        sizeof(*h->instances));
+            h->instances[h->ninstances++] = (int)json_integer_value(el);
+            continue;
+        }
+        if (!json_is_string(el)) {
+            rc = bad(e, "instances", "not \"*\", \"1,2\" or a list");
+            break;
+        }
+        for (const char *s = json_string_value(el); *s != '\0';) {
+            size_t len = strcspn(s, ",");
+            char *w = cp_strndup(s, len);
+            char *t = w;
+            while (*t == ' ')
+                t++;
+            long long k;
+            if (strcmp(t, "*") == 0) {
+                h->is_all_instances = true;
+            } else if (cp_parse_int(t, 1, 1000000, &k) == 0) {
+                h->instances = cp_realloc(
+                    h->instances, (h->ninstances + 1) * sizeof(*h->instances));
+                h->instances[h->ninstances++] = (int)k;
+            } else if (*t != '\0') {
+                rc = bad(e, "instances", "not \"*\", \"1,2\" or a list");
+            }
+            cp_free(w);
+            s += len;
+            if (*s == ',')
+                s++;
+        }
+    }
+    json_decref(tmp);
+    return rc;
+}
+
+static int parse_hooks(const json_t *o, struct pod *p, struct perr *e)
+{
+    const json_t *arr = member(o, "hooks");
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr))
+        return bad(e, "hooks", "not an array");
+    p->hooks = cp_calloc(json_array_size(arr) + 1, sizeof(*p->hooks));
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *h = json_array_get(arr, i);
+        struct perr he = {e->buf, e->len, ""};
+        snprintf(he.ctx, sizeof(he.ctx), "hooks[%zu]", i);
+        struct pod_hook *ph = &p->hooks[p->nhooks++];
+        if (!json_is_object(h))
+            return bad(&he, "hook", "not an object");
+        char *type = NULL;
+        int rc = req_str(h, "id", &ph->name, &he);
+        if (rc == 0)
+            rc = req_str(h, "cmd", &ph->cmd, &he);
+        if (rc == 0)
+            rc = opt_bool(h, "oneshot", &ph->is_oneshot, &he);
+        if (rc == 0)
+            rc = req_str(h, "type", &type, &he);
+        if (rc == 0) {
+            size_t t = 0;
+            while (t < CP_ARRAY_LEN(hook_types) &&
+                   strcmp(type, hook_types[t]) != 0)
+                t++;
+            if (t == CP_ARRAY_LEN(hook_types))
+                rc = bad(&he, "type", "not pre_start|post_start|pre_stop");
+            ph->type = (enum pod_hook_type)t;
+        }
+        cp_free(type);
+        if (rc == 0)
+            rc = hook_instances(member(h, "instances"), ph, &he);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool pods_hook_runs(const struct pod *p, size_t i, enum pod_hook_type type)
+{
+    if (i >= p->nhooks || p->hooks[i].type != type)
+        return false;
+    const struct pod_hook *h = &p->hooks[i];
+    if (h->is_all_instances)
+        return true;
+    for (size_t k = 0; k < h->ninstances; k++)
+        if (h->instances[k] == p->instance_number)
+            return true;
+    return false;
+}
+
 static int parse_limits(const json_t *o, struct pod *p, struct perr *e)
 {
     long long v;
@@ -481,6 +593,8 @@ int pods_parse(const json_t *o, struct pod *out, char *err, size_t errlen)
         rc = parse_health(out, &e);
     if (rc == 0)
         rc = opt_bool(o, "read_only", &out->is_read_only, &e);
+    if (rc == 0)
+        rc = parse_hooks(o, out, &e);
     if (rc == 0 && out->instance_number > 0) {
         /* The id is "<service_id>/<n>"; a mismatch means a confused
          * master, and acting on it could remove the wrong container. */
@@ -533,6 +647,12 @@ void pod_release(struct pod *p)
     strv_release(&p->entrypoint);
     strv_release(&p->env);
     kv_free(p->secrets, p->nsecrets);
+    for (size_t i = 0; i < p->nhooks; i++) {
+        cp_free(p->hooks[i].name);
+        cp_free(p->hooks[i].cmd);
+        cp_free(p->hooks[i].instances);
+    }
+    cp_free(p->hooks);
     for (size_t i = 0; i < p->nports; i++) {
         cp_free(p->ports[i].ip);
         cp_free(p->ports[i].protocol);

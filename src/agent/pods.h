@@ -67,6 +67,24 @@ struct pod_health {
     int initial_delay_s; /* default 10 */
 };
 
+/* A lifecycle hook (spec 5.1); the master already left out oneshot hooks
+ * done for this instance. */
+enum pod_hook_type {
+    POD_HOOK_PRE_START,  /* one-off container before the first start */
+    POD_HOOK_POST_START, /* exec in the container after the first start */
+    POD_HOOK_PRE_STOP,   /* exec in the container before stop/remove */
+};
+
+struct pod_hook {
+    char *name; /* the pod's hook "id" */
+    enum pod_hook_type type;
+    char *cmd; /* run as sh -c cmd */
+    bool is_oneshot;
+    bool is_all_instances; /* no "instances", or "*" among them */
+    int *instances;        /* else the instance numbers it runs for */
+    size_t ninstances;
+};
+
 /* One service instance as the master wants it (spec 4.5 "Service pod").
  * Every string and array is owned by the pod; pod_release() frees them.
  * Optional strings are NULL when absent or null; optional numbers are
@@ -113,6 +131,8 @@ struct pod {
     size_t nlabels;
     struct pod_health health;
     bool is_read_only;
+    struct pod_hook *hooks;
+    size_t nhooks;
 };
 
 /* Parses one service pod object into out (which the caller provides and
@@ -127,6 +147,12 @@ int pods_parse(const json_t *service_pod, struct pod *out, char *err,
  * CP_EINVAL with "service_pods[2].image_name: ..." in err. */
 int pods_parse_list(const json_t *result, struct pod **out, size_t *n,
                     char *err, size_t errlen);
+
+/* True when hook i of p is of type and runs for p's instance number
+ * (instances "*" or absent: every instance). Pure. */
+bool pods_hook_runs(const struct pod *p, size_t i, enum pod_hook_type type);
+/* "pre_start", "post_start", "pre_stop" (static). */
+const char *pods_hook_type_name(enum pod_hook_type t);
 
 /* Frees what the pod owns and zeroes it; NULL is fine. */
 void pod_release(struct pod *p);

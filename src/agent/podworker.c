@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "podworker.h"
 #include "engine.h"
+#include "hooks.h"
 #include "logship.h"
 #include "pods.h"
 #include "../common/alloc.h"
@@ -22,6 +23,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -110,10 +112,26 @@ struct restart {
     int instance_number;
 };
 
+/* Hook bookkeeping of one container, by name (worker thread only):
+ * whether its first start still needs the pre_start/post_start hooks,
+ * and the last hook failure with the deploy_rev it happened under. A
+ * pre_start failure blocks the start until a new deploy_rev; a
+ * post_start failure only sticks to the reports (the container keeps
+ * running). */
+struct hookmark {
+    char *name;
+    bool is_pending;  /* created by us, first start not done yet */
+    bool is_pre_done; /* pre_start hooks passed for this container */
+    char *fail_rev;   /* NULL: no failure recorded */
+    char *fail_error;
+    bool is_fail_blocking; /* pre_start: do not start */
+};
+
 struct podworker {
     /* Set at creation, read-only afterwards. */
     char *socket_path;
     int pull_interval_ms, stats_interval_ms;
+    int hook_timeout_s;
     podworker_wake_fn *wake;
     void *wake_ctx;
     struct agent *agent;
@@ -153,6 +171,8 @@ struct podworker {
     size_t nfailures;
     int64_t wake_at_ms; /* monotonic; 0: none */
     int64_t next_stats_ms;
+    struct hookmark *hookmarks;
+    size_t nhookmarks;
 };
 
 static void wake_loop(struct podworker *pw)
@@ -1116,6 +1136,165 @@ static int image_ready(struct podworker *pw, const struct pod *p, char *err,
     return rc != 0 ? rc : irc;
 }
 
+/* ==== Worker: hooks ==== */
+
+static struct hookmark *hookmark_find(struct podworker *pw, const char *name)
+{
+    for (size_t i = 0; i < pw->nhookmarks; i++)
+        if (strcmp(pw->hookmarks[i].name, name) == 0)
+            return &pw->hookmarks[i];
+    return NULL;
+}
+
+static struct hookmark *hookmark_get(struct podworker *pw, const char *name)
+{
+    struct hookmark *m = hookmark_find(pw, name);
+    if (m != NULL)
+        return m;
+    pw->hookmarks = cp_realloc(pw->hookmarks,
+                               (pw->nhookmarks + 1) * sizeof(*pw->hookmarks));
+    m = &pw->hookmarks[pw->nhookmarks++];
+    memset(m, 0, sizeof(*m));
+    m->name = cp_strdup(name);
+    return m;
+}
+
+static void hookmark_forget(struct podworker *pw, const char *name)
+{
+    struct hookmark *m = hookmark_find(pw, name);
+    if (m == NULL)
+        return;
+    cp_free(m->name);
+    cp_free(m->fail_rev);
+    cp_free(m->fail_error);
+    *m = pw->hookmarks[--pw->nhookmarks];
+}
+
+/* The hook failure recorded for container name under the pod's current
+ * deploy_rev, or NULL. */
+static const struct hookmark *
+hook_failure(struct podworker *pw, const struct pod *p, const char *name)
+{
+    const struct hookmark *m = hookmark_find(pw, name);
+    if (m == NULL || m->fail_error == NULL ||
+        !str_eq(m->fail_rev, p->deploy_rev))
+        return NULL;
+    return m;
+}
+
+static void hook_fail(struct podworker *pw, const struct pod *p,
+                      const char *name, const char *error, bool is_blocking)
+{
+    struct hookmark *m = hookmark_get(pw, name);
+    set_str(&m->fail_rev, p->deploy_rev);
+    set_str(&m->fail_error, error);
+    m->is_fail_blocking = is_blocking;
+}
+
+/* A oneshot hook succeeded: the master records it so that later pods of
+ * this instance leave it out. */
+static void on_oneshot_done(void *ctx, const struct pod *p,
+                            const struct pod_hook *h)
+{
+    struct podworker *pw = ctx;
+    post(pw, PROTO_M_PODS_MARK_ONESHOT,
+         json_pack("[{s:s, s:i, s:{s:s, s:s}}]", "service_id", p->service_id,
+                   "instance_number", p->instance_number, "hook", "name",
+                   h->name, "type", pods_hook_type_name(h->type)),
+         true, NODE_FIRST);
+}
+
+/* Whether the START of name is the container's first start: it was
+ * created by this worker and not started yet, or (after an agent
+ * restart, which forgets that) the engine says it never ran. */
+static bool first_start(struct podworker *pw, const char *target,
+                        const char *name)
+{
+    const struct hookmark *m = hookmark_find(pw, name);
+    if (m != NULL)
+        return m->is_pending;
+    json_t *ins = NULL;
+    char err[512];
+    struct actual a;
+    bool first = false;
+    if (engine_container_inspect(pw->we, target, &ins, err, sizeof(err)) == 0 &&
+        pods_actual_from_inspect(ins, &a) == 0) {
+        first = a.started_at_ms == 0 && a.error == NULL;
+        pods_actual_release(&a);
+    }
+    json_decref(ins);
+    return first;
+}
+
+/* START with the hooks around the container's first start: pre_start
+ * (its failure keeps the container from starting, until a new deploy),
+ * the start, then post_start (its failure is reported; the container
+ * keeps running: stopping it would only make the agent start it again).
+ * 0 or an error in err. */
+static int start_with_hooks(struct podworker *pw, const struct pod *p,
+                            const char *target, const char *name,
+                            bool *is_started, char *err, size_t errlen)
+{
+    *is_started = false;
+    bool has_pre = hooks_any(p, POD_HOOK_PRE_START);
+    bool has_post = hooks_any(p, POD_HOOK_POST_START);
+    bool is_first = (has_pre || has_post) && first_start(pw, target, name);
+    struct hookmark *m = NULL;
+    char herr[768];
+    if (is_first) {
+        m = hookmark_get(pw, name);
+        m->is_pending = true;
+        const struct hookmark *f = hook_failure(pw, p, name);
+        if (f != NULL && f->is_fail_blocking) {
+            snprintf(err, errlen, "%s", f->fail_error);
+            return CP_EIO;
+        }
+        if (has_pre && !m->is_pre_done) {
+            if (hooks_run(pw->we, p, POD_HOOK_PRE_START, name,
+                          pw->hook_timeout_s, on_oneshot_done, pw, herr,
+                          sizeof(herr)) != 0) {
+                hook_fail(pw, p, name, herr, true);
+                snprintf(err, errlen, "%s", herr);
+                return CP_EIO;
+            }
+            m = hookmark_get(pw, name); /* still valid; no insertions */
+            m->is_pre_done = true;
+        }
+    }
+    char eerr[512];
+    int rc = engine_container_start(pw->we, target, eerr, sizeof(eerr));
+    if (rc != 0) {
+        snprintf(err, errlen, "start %s: %s", name, eerr);
+        return rc;
+    }
+    *is_started = true;
+    if (!is_first)
+        return 0;
+    m = hookmark_get(pw, name);
+    m->is_pending = false;
+    m->is_pre_done = false;
+    if (has_post &&
+        hooks_run(pw->we, p, POD_HOOK_POST_START, target, pw->hook_timeout_s,
+                  on_oneshot_done, pw, herr, sizeof(herr)) != 0) {
+        hook_fail(pw, p, name, herr, false);
+        snprintf(err, errlen, "%s", herr);
+        return CP_EIO;
+    }
+    return 0;
+}
+
+/* pre_stop before the container goes: failures are logged (by hooks.c)
+ * and stopping goes on. */
+static void pre_stop(struct podworker *pw, const struct pod *p,
+                     const char *target)
+{
+    if (p == NULL || !hooks_any(p, POD_HOOK_PRE_STOP))
+        return;
+    char herr[768];
+    hooks_run(pw->we, p, POD_HOOK_PRE_STOP, target, pw->hook_timeout_s,
+              on_oneshot_done, pw, herr, sizeof(herr));
+}
+
 static int create(struct podworker *pw, const struct pod *p, const char *name,
                   char *err, size_t errlen)
 {
@@ -1128,6 +1307,12 @@ static int create(struct podworker *pw, const struct pod *p, const char *name,
     json_decref(body);
     if (rc != 0)
         snprintf(err, errlen, "create %s: %s", name, cerr);
+    if (rc == 0 && (hooks_any(p, POD_HOOK_PRE_START) ||
+                    hooks_any(p, POD_HOOK_POST_START))) {
+        struct hookmark *m = hookmark_get(pw, name);
+        m->is_pending = true;
+        m->is_pre_done = false;
+    }
     cp_free(id);
     return rc;
 }
@@ -1144,32 +1329,50 @@ static int execute(struct podworker *pw, const struct podlist *l,
             a->reason != NULL ? a->reason : "");
     switch (a->kind) {
     case PODS_REMOVE:
+        pre_stop(pw, p, target);
         rc = engine_container_remove(pw->we, target, true, eerr, sizeof(eerr));
         if (rc == CP_ENOTFOUND)
             rc = 0;
-        if (rc == 0)
+        if (rc == 0) {
             pods_state_forget(&pw->state, a->name);
+            hookmark_forget(pw, a->name);
+        }
         break;
     case PODS_STOP: {
         int t =
             p != NULL && p->stop_grace_period >= 0 ? p->stop_grace_period : 10;
+        pre_stop(pw, p, target);
         pods_state_stopped(&pw->state, a->name);
         rc = engine_container_stop(pw->we, target, t, eerr, sizeof(eerr));
         break;
     }
     case PODS_RECREATE:
+        /* p is the new pod: its pre_stop hooks run in the old container
+         * (an exec into a stopped one fails and is only logged). */
+        pre_stop(pw, p, target);
         rc = engine_container_remove(pw->we, target, true, eerr, sizeof(eerr));
         if (rc == CP_ENOTFOUND)
             rc = 0;
         if (rc != 0)
             break;
         pods_state_forget(&pw->state, a->name);
+        hookmark_forget(pw, a->name);
         /* fall through */
     case PODS_CREATE:
         if (p == NULL)
             return 0;
         return create(pw, p, a->name, err, errlen);
     case PODS_START:
+        if (p != NULL) {
+            bool is_started;
+            rc = start_with_hooks(pw, p, target, a->name, &is_started, err,
+                                  errlen);
+            /* Started even when only post_start failed. */
+            if (is_started)
+                pods_state_started(&pw->state, a->name, a->restarts,
+                                   cp_now_ms());
+            return rc;
+        }
         rc = engine_container_start(pw->we, target, eerr, sizeof(eerr));
         if (rc == 0)
             pods_state_started(&pw->state, a->name, a->restarts, cp_now_ms());
@@ -1206,6 +1409,9 @@ static void send_reports(struct podworker *pw, const struct podlist *l,
         if (errs[i] != NULL || !r->is_settled || p->desired == POD_INITIALIZED)
             continue;
         char *error = r->error != NULL ? cp_strdup(r->error) : NULL;
+        const struct hookmark *hf = hook_failure(pw, p, names[i]);
+        if (error == NULL && hf != NULL)
+            error = cp_strdup(hf->fail_error);
         if (r->state == PODS_REPORT_RUNNING && p->wait_for_port > 0 &&
             error == NULL) {
             const struct actual *a = find_actual(act, na, names[i]);
@@ -1270,8 +1476,15 @@ static void converge(struct podworker *pw, const struct podlist *l)
         wake_in = 1000; /* out of passes: come back soon */
     pw->wake_at_ms = wake_in > 0 ? cp_mono_ms() + wake_in : 0;
     for (size_t i = 0; i < l->n; i++) {
+        /* A hook failure has a state of its own: a pre_start one left
+         * the container unstarted, a post_start one left it running. */
+        const struct hookmark *hf = hook_failure(pw, &l->v[i], names[i]);
+        const char *st = pods_report_state_name(last[i]);
+        if (hf != NULL && errs[i] != NULL &&
+            strcmp(errs[i], hf->fail_error) == 0)
+            st = hf->is_fail_blocking ? "stopped" : "running";
         if (errs[i] != NULL)
-            send_state(pw, &l->v[i], pods_report_state_name(last[i]), errs[i]);
+            send_state(pw, &l->v[i], st, errs[i]);
         cp_free(errs[i]);
         cp_free(names[i]);
     }
@@ -1654,6 +1867,7 @@ struct podworker *podworker_new(const struct podworker_options *opt,
     pw->wake = opt->wake;
     pw->wake_ctx = opt->wake_ctx;
     pw->agent = a;
+    pw->hook_timeout_s = hooks_timeout_s(getenv(HOOKS_TIMEOUT_ENV));
     pthread_mutex_init(&pw->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1719,6 +1933,9 @@ void podworker_free(struct podworker *pw)
     cp_free(pw->failures);
     list_unref(pw->desired);
     pods_state_release(&pw->state);
+    while (pw->nhookmarks > 0)
+        hookmark_forget(pw, pw->hookmarks[0].name);
+    cp_free(pw->hookmarks);
     logship_queue_release(&pw->logq);
     pthread_cond_destroy(&pw->cv);
     pthread_cond_destroy(&pw->pcv);

@@ -84,6 +84,7 @@ enum proto_kind {
 #define PROTO_M_PODS_LIST "/node_service_pods/list"
 #define PROTO_M_PODS_SET_STATE "/node_service_pods/set_state"
 #define PROTO_M_PODS_EVENT "/node_service_pods/event"
+#define PROTO_M_PODS_MARK_ONESHOT "/node_service_pods/mark_oneshot_hook"
 
 /* ==== Timings (appendix A) ==== */
 #define PROTO_PING_INTERVAL_S 30

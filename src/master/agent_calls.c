@@ -78,6 +78,7 @@ static const struct {
     {PROTO_M_PODS_LIST, agent_calls_pods_list},
     {PROTO_M_PODS_SET_STATE, agent_calls_pods_set_state},
     {PROTO_M_PODS_EVENT, agent_calls_pods_event},
+    {PROTO_M_PODS_MARK_ONESHOT, agent_calls_pods_mark_oneshot_hook},
     {PROTO_M_CONTAINERS_SAVE, agent_calls_containers_save},
     {PROTO_M_CONTAINERS_EVENT, agent_calls_containers_event},
     {PROTO_M_CONTAINERS_CLEANUP, agent_calls_containers_cleanup},

@@ -43,7 +43,20 @@ void agent_call_error(struct agent_call *c, int code, const char *msg);
  * rows only. */
 void agent_calls_pods_list(struct agent_call *c);
 void agent_calls_pods_set_state(struct agent_call *c);
+
+/* A /node_service_pods/set_state report, checked and copied. */
+struct agent_state_report {
+    char service_id[STORE_ID_LEN + 1];
+    int instance_number;
+    char *rev, *state, *error; /* rev, error may be NULL */
+};
+/* Checks set_state params ([node_id, {...}]) into out: NULL, or the 400
+ * message (out is then empty). Any thread. */
+const char *agent_calls_pods_parse_state(const json_t *params,
+                                         struct agent_state_report *out);
+void agent_state_report_release(struct agent_state_report *r);
 void agent_calls_pods_event(struct agent_call *c);
+void agent_calls_pods_mark_oneshot_hook(struct agent_call *c);
 void agent_calls_containers_save(struct agent_call *c);
 void agent_calls_containers_event(struct agent_call *c);
 void agent_calls_containers_cleanup(struct agent_call *c);

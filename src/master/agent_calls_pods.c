@@ -14,6 +14,7 @@
 #include "../common/rpc.h"
 #include "../common/util.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,229 @@ static char *utf8_prefix(const char *s, size_t len, size_t max)
 
 /* ==== /node_service_pods/list [node_id] ==== */
 
+/* Parsed services shared by the pod lists of every node: a deploy makes
+ * each of its nodes list its pods again and again, and parsing the same
+ * spec for every pod of every list was most of a list's cost. An entry
+ * is keyed by the columns pods_view_pod reads from a service (spec text,
+ * revision, updated_at, name, stack name); a row that differs in any of
+ * them replaces it. Extend svc_memo_matches when pods_view starts reading
+ * another service column. Entries are immutable once made; refs keep one
+ * alive outside the lock after it was replaced. */
+#define SVC_MEMO_BUCKETS 1024
+#define SVC_MEMO_MAX 4096
+#define POD_MEMO_MAX_NUMBER 1000 /* instances of a service with a memo */
+/* Pods kept in all (a pod is a few KiB: 10,000 cost ~70 MiB of RSS);
+ * beyond it pods are built for each list as before. */
+#define POD_MEMO_MAX_TOTAL 20000
+
+/* A built pod of the service's instance, valid while the instance's
+ * deploy_rev and desired_state and the grid's and node's names are
+ * these (the rest of what pods_view_pod reads is the service's). */
+struct pod_memo {
+    char *deploy_rev, *desired_state, *grid_name, *node_name;
+    json_t *pod; /* shared read-only (jansson refcounts are atomic) */
+};
+
+struct svc_memo {
+    struct svc_memo *next;
+    int refs; /* the table's 1 + users */
+    char *spec_text;
+    struct store_service svc; /* id, name, stack_name, spec, revision,
+                                 updated_at from the row */
+    struct pod_memo *pods;    /* by instance_number - 1; under memo.mu */
+    size_t npods;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct svc_memo *buckets[SVC_MEMO_BUCKETS];
+    size_t count;
+    size_t npods; /* pods kept in all entries */
+} memo = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t memo_bucket(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id != '\0'; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % SVC_MEMO_BUCKETS;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool svc_memo_matches(const struct svc_memo *e,
+                             const struct store_pod_row *r)
+{
+    return e->svc.revision == r->revision &&
+           e->svc.updated_at == r->updated_at &&
+           str_eq(e->svc.name, r->service_name) &&
+           str_eq(e->svc.stack_name, r->stack_name) &&
+           str_eq(e->spec_text, r->spec);
+}
+
+static void svc_memo_unref(struct svc_memo *e)
+{
+    if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    cp_free(e->spec_text);
+    store_service_release(&e->svc);
+    size_t kept = 0;
+    for (size_t i = 0; i < e->npods; i++) {
+        struct pod_memo *p = &e->pods[i];
+        kept += p->pod != NULL;
+        cp_free(p->deploy_rev);
+        cp_free(p->desired_state);
+        cp_free(p->grid_name);
+        cp_free(p->node_name);
+        json_decref(p->pod);
+    }
+    cp_free(e->pods);
+    cp_free(e);
+    pthread_mutex_lock(&memo.mu);
+    memo.npods -= kept;
+    pthread_mutex_unlock(&memo.mu);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? cp_strdup(s) : NULL;
+}
+
+/* The pod of r's instance on node/grid, from the memo or built (and
+ * kept). */
+static json_t *pod_of(struct svc_memo *e, const struct store_pod_row *r,
+                      const struct store_grid *grid,
+                      const struct store_node *node)
+{
+    const struct store_instance *in = &r->inst;
+    size_t k = (size_t)in->instance_number - 1;
+    if (in->instance_number < 1 || in->instance_number > POD_MEMO_MAX_NUMBER)
+        return pods_view_pod(&e->svc, in, grid, node);
+    json_t *pod = NULL;
+    pthread_mutex_lock(&memo.mu);
+    if (k < e->npods) {
+        struct pod_memo *p = &e->pods[k];
+        if (p->pod != NULL && str_eq(p->deploy_rev, in->deploy_rev) &&
+            str_eq(p->desired_state, in->desired_state) &&
+            str_eq(p->grid_name, grid->name) &&
+            str_eq(p->node_name, node->name))
+            pod = json_incref(p->pod);
+    }
+    pthread_mutex_unlock(&memo.mu);
+    if (pod != NULL)
+        return pod;
+    pod = pods_view_pod(&e->svc, in, grid, node);
+    struct pod_memo old = {0};
+    pthread_mutex_lock(&memo.mu);
+    bool has_old = k < e->npods && e->pods[k].pod != NULL;
+    if (!has_old && memo.npods >= POD_MEMO_MAX_TOTAL) {
+        pthread_mutex_unlock(&memo.mu);
+        return pod;
+    }
+    if (!has_old)
+        memo.npods++;
+    if (k >= e->npods) {
+        size_t n = k + 1 > e->npods * 2 ? k + 1 : e->npods * 2;
+        if (n > POD_MEMO_MAX_NUMBER)
+            n = POD_MEMO_MAX_NUMBER;
+        e->pods = cp_realloc(e->pods, n * sizeof(*e->pods));
+        memset(&e->pods[e->npods], 0, (n - e->npods) * sizeof(*e->pods));
+        e->npods = n;
+    }
+    old = e->pods[k];
+    e->pods[k] = (struct pod_memo){
+        .deploy_rev = dup_or_null(in->deploy_rev),
+        .desired_state = dup_or_null(in->desired_state),
+        .grid_name = dup_or_null(grid->name),
+        .node_name = dup_or_null(node->name),
+        .pod = json_incref(pod),
+    };
+    pthread_mutex_unlock(&memo.mu);
+    cp_free(old.deploy_rev);
+    cp_free(old.desired_state);
+    cp_free(old.grid_name);
+    cp_free(old.node_name);
+    json_decref(old.pod);
+    return pod;
+}
+
+/* The memo for r's service, held (unref when done); NULL when its spec
+ * does not parse. */
+static struct svc_memo *svc_memo_get(const struct store_pod_row *r)
+{
+    size_t b = memo_bucket(r->inst.service_id);
+    pthread_mutex_lock(&memo.mu);
+    for (struct svc_memo **p = &memo.buckets[b]; *p != NULL; p = &(*p)->next) {
+        struct svc_memo *e = *p;
+        if (strcmp(e->svc.id, r->inst.service_id) != 0)
+            continue;
+        if (svc_memo_matches(e, r)) {
+            e->refs++;
+            pthread_mutex_unlock(&memo.mu);
+            return e;
+        }
+        *p = e->next; /* stale: replaced below */
+        memo.count--;
+        pthread_mutex_unlock(&memo.mu);
+        svc_memo_unref(e);
+        pthread_mutex_lock(&memo.mu);
+        break;
+    }
+    pthread_mutex_unlock(&memo.mu);
+
+    json_t *spec = r->spec ? json_loads(r->spec, 0, NULL) : NULL;
+    if (spec == NULL)
+        return NULL;
+    struct svc_memo *e = cp_calloc(1, sizeof(*e));
+    e->refs = 2; /* the table's and the caller's */
+    e->spec_text = cp_strdup(r->spec);
+    memcpy(e->svc.id, r->inst.service_id, sizeof(e->svc.id));
+    e->svc.name = r->service_name ? cp_strdup(r->service_name) : NULL;
+    e->svc.stack_name = r->stack_name ? cp_strdup(r->stack_name) : NULL;
+    e->svc.spec = spec;
+    e->svc.revision = r->revision;
+    e->svc.updated_at = r->updated_at;
+
+    struct svc_memo *drop = NULL;
+    pthread_mutex_lock(&memo.mu);
+    if (memo.count >= SVC_MEMO_MAX) {
+        /* Deleted services' entries go too; those in use live on. */
+        for (size_t i = 0; i < SVC_MEMO_BUCKETS; i++) {
+            while (memo.buckets[i] != NULL) {
+                struct svc_memo *x = memo.buckets[i];
+                memo.buckets[i] = x->next;
+                x->next = drop;
+                drop = x;
+            }
+        }
+        memo.count = 0;
+    }
+    /* Another thread may have added one meanwhile; the newest wins. */
+    for (struct svc_memo **p = &memo.buckets[b]; *p != NULL; p = &(*p)->next) {
+        if (strcmp((*p)->svc.id, e->svc.id) == 0) {
+            struct svc_memo *x = *p;
+            *p = x->next;
+            x->next = drop;
+            drop = x;
+            memo.count--;
+            break;
+        }
+    }
+    e->next = memo.buckets[b];
+    memo.buckets[b] = e;
+    memo.count++;
+    pthread_mutex_unlock(&memo.mu);
+    while (drop != NULL) {
+        struct svc_memo *x = drop;
+        drop = x->next;
+        svc_memo_unref(x);
+    }
+    return e;
+}
+
 void agent_calls_pods_list(struct agent_call *c)
 {
     if (!json_is_array(c->params) ||
@@ -85,47 +309,49 @@ void agent_calls_pods_list(struct agent_call *c)
         agent_call_error(c, 400, "params must be [node_id]");
         return;
     }
-    struct store *st = c->m->store;
-    struct store_instance_list insts = {0};
-    struct store_service_list svcs = {0};
-    struct store_node node = {0};
-    struct store_grid grid = {0};
-    int rc = ST_CALL(st, node_get, c->row_id, &node);
-    if (rc == 0)
-        rc = ST_CALL(st, grid_get_by_id, c->grid_id, &grid);
-    if (rc == 0)
-        rc = ST_CALL(st, instances_on_node, c->row_id, &insts, &svcs);
+    struct store_pod_rows rows = {0};
+    int rc = ST_CALL(c->m->store, node_pod_rows, c->row_id, c->grid_id, &rows);
     if (rc != 0) {
         fail_rc(c, rc);
-        goto out;
+        return;
     }
+    /* pods_view reads the names only. */
+    struct store_node node = {0};
+    struct store_grid grid = {0};
+    memcpy(node.id, c->row_id, sizeof(node.id));
+    node.name = rows.node_name;
+    memcpy(grid.id, c->grid_id, sizeof(grid.id));
+    grid.name = rows.grid_name;
     json_t *pods = json_array();
-    for (size_t i = 0; i < insts.len && i < svcs.len; i++) {
-        const struct store_service *svc = &svcs.items[i];
+    for (size_t i = 0; i < rows.len; i++) {
+        const struct store_pod_row *r = &rows.items[i];
+        struct svc_memo *e = svc_memo_get(r);
         /* A pod without an image would make the agent refuse the whole
          * list; the API never stores one, so this is only defence. */
-        if (cp_json_str(svc->spec, "image") == NULL) {
-            cp_warn("pods: service %s has no image; pod skipped", svc->id);
+        if (e == NULL || cp_json_str(e->svc.spec, "image") == NULL) {
+            cp_warn("pods: service %s has no image; pod skipped",
+                    r->inst.service_id);
+            if (e != NULL)
+                svc_memo_unref(e);
             continue;
         }
-        json_array_append_new(
-            pods, pods_view_pod(svc, &insts.items[i], &grid, &node));
+        json_array_append_new(pods, pod_of(e, r, &grid, &node));
+        svc_memo_unref(e);
     }
     c->result = json_pack("{s:o}", "service_pods", pods);
-out:
-    store_instance_list_release(&insts);
-    store_service_list_release(&svcs);
-    store_node_release(&node);
-    store_grid_release(&grid);
+    store_pod_rows_release(&rows);
 }
 
 /* ==== /node_service_pods/set_state [node_id, {...}] ==== */
 
-void agent_calls_pods_set_state(struct agent_call *c)
+const char *agent_calls_pods_parse_state(const json_t *params,
+                                         struct agent_state_report *out)
 {
-    const json_t *o = node_and_object(c, "state");
-    if (o == NULL)
-        return;
+    memset(out, 0, sizeof(*out));
+    const json_t *o = json_array_get(params, 1);
+    if (!json_is_array(params) ||
+        short_str(json_array_get(params, 0)) == NULL || !json_is_object(o))
+        return "params must be [node_id, state]";
     const char *sid = cp_json_str(o, "service_id");
     json_t *num = json_object_get(o, "instance_number");
     json_t *rev = json_object_get(o, "rev");
@@ -135,26 +361,165 @@ void agent_calls_pods_set_state(struct agent_call *c)
         json_integer_value(num) < 1 || json_integer_value(num) > 1000000 ||
         !(rev == NULL || json_is_null(rev) || short_str(rev) != NULL) ||
         state == NULL ||
-        !(err == NULL || json_is_null(err) || json_is_string(err))) {
-        agent_call_error(c, 400,
-                         "state must be {service_id, instance_number, rev, "
-                         "state, error}");
+        !(err == NULL || json_is_null(err) || json_is_string(err)))
+        return "state must be {service_id, instance_number, rev, state, "
+               "error}";
+    memcpy(out->service_id, sid, sizeof(out->service_id));
+    out->instance_number = (int)json_integer_value(num);
+    out->rev = json_is_string(rev) ? cp_strdup(json_string_value(rev)) : NULL;
+    out->state = cp_strdup(state);
+    if (json_is_string(err) && json_string_length(err) > 0)
+        out->error = utf8_prefix(json_string_value(err),
+                                 json_string_length(err), REPORT_ERROR_MAX);
+    return NULL;
+}
+
+void agent_state_report_release(struct agent_state_report *r)
+{
+    cp_free(r->rev);
+    cp_free(r->state);
+    cp_free(r->error);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The loop batches these (agents.c); this worker handler serves any other
+ * caller with the same checks, one transaction per report. */
+void agent_calls_pods_set_state(struct agent_call *c)
+{
+    struct agent_state_report r;
+    const char *why = agent_calls_pods_parse_state(c->params, &r);
+    if (why != NULL) {
+        agent_call_error(c, 400, why);
         return;
     }
-    char *error = NULL;
-    if (json_is_string(err) && json_string_length(err) > 0)
-        error = utf8_prefix(json_string_value(err), json_string_length(err),
-                            REPORT_ERROR_MAX);
-    int rc =
-        ST_CALL(c->m->store, instance_report, sid, (int)json_integer_value(num),
-                c->row_id, json_is_string(rev) ? json_string_value(rev) : NULL,
-                state, error);
-    cp_free(error);
+    int rc = ST_CALL(c->m->store, instance_report, r.service_id,
+                     r.instance_number, c->row_id, r.rev, r.state, r.error);
+    agent_state_report_release(&r);
     if (rc != 0) {
         fail_rc(c, rc);
         return;
     }
     c->result = json_object();
+}
+
+/* ==== /node_service_pods/mark_oneshot_hook [node_id, {...}] ==== */
+
+/* The spec's hook entry named name (and of type, when given): hooks are
+ * stored flat, [{name, type, ...}], or as {pre_start: [...], ...}. */
+static json_t *find_hook(json_t *spec, const char *name, const char *type)
+{
+    json_t *hooks = json_object_get(spec, "hooks");
+    size_t i;
+    json_t *h;
+    if (json_is_array(hooks)) {
+        json_array_foreach(hooks, i, h)
+        {
+            const char *ht = cp_json_str(h, "type");
+            if (cp_json_str(h, "name") != NULL &&
+                strcmp(cp_json_str(h, "name"), name) == 0 &&
+                (type == NULL || (ht != NULL && strcmp(ht, type) == 0)))
+                return h;
+        }
+        return NULL;
+    }
+    const char *t;
+    json_t *list;
+    json_object_foreach(hooks, t, list)
+    {
+        if (type != NULL && strcmp(t, type) != 0)
+            continue;
+        json_array_foreach(list, i, h)
+        {
+            if (cp_json_str(h, "name") != NULL &&
+                strcmp(cp_json_str(h, "name"), name) == 0)
+                return h;
+        }
+    }
+    return NULL;
+}
+
+/* Records that a oneshot hook ran for an instance: its number goes into
+ * the hook's "done" list in the service spec, which pods_view.c reads
+ * to leave the hook out of later pods. The revision is not bumped: this
+ * is bookkeeping, not a change to deploy. The read-modify-write is not
+ * atomic against an API update of the same service landing in between;
+ * the worst case is a oneshot hook that runs once more. */
+void agent_calls_pods_mark_oneshot_hook(struct agent_call *c)
+{
+    const json_t *o = node_and_object(c, "{service_id, instance_number, "
+                                         "hook}");
+    if (o == NULL)
+        return;
+    const char *sid = cp_json_str(o, "service_id");
+    json_t *num = json_object_get(o, "instance_number");
+    const json_t *hook = json_object_get(o, "hook");
+    if (hook == NULL)
+        hook = json_array_get(c->params, 2); /* [node_id, pod, hook] */
+    const char *name = short_str(json_object_get(hook, "name"));
+    if (name == NULL)
+        name = short_str(json_object_get(hook, "id"));
+    const char *type = short_str(json_object_get(hook, "type"));
+    if (!is_row_id(sid) || !json_is_integer(num) ||
+        json_integer_value(num) < 1 || json_integer_value(num) > 1000000 ||
+        name == NULL) {
+        agent_call_error(c, 400,
+                         "params must be [node_id, {service_id, "
+                         "instance_number, hook: {name, type}}]");
+        return;
+    }
+    int n = (int)json_integer_value(num);
+    struct store *st = c->m->store;
+    struct store_service svc = {0};
+    struct store_instance_list insts = {0};
+    int rc = ST_CALL(st, service_get_by_id, sid, &svc);
+    if (rc == 0 && strcmp(svc.grid_id, c->grid_id) != 0)
+        rc = CP_ENOTFOUND;
+    if (rc == 0)
+        rc = ST_CALL(st, instance_list, sid, &insts);
+    if (rc != 0) {
+        agent_call_error(c, rc == CP_ENOTFOUND ? 404 : 500,
+                         rc == CP_ENOTFOUND ? "no such service in this grid"
+                                            : cp_strerror(rc));
+        goto out;
+    }
+    bool is_ours = false;
+    for (size_t i = 0; i < insts.len; i++)
+        if (insts.items[i].instance_number == n &&
+            strcmp(insts.items[i].node_id, c->row_id) == 0)
+            is_ours = true;
+    json_t *h = find_hook(svc.spec, name, type);
+    if (!is_ours || h == NULL) {
+        agent_call_error(c, 404,
+                         !is_ours ? "no such instance on this node"
+                                  : "no such hook in the service");
+        goto out;
+    }
+    json_t *done = json_object_get(h, "done");
+    if (!json_is_array(done)) {
+        done = json_array();
+        json_object_set_new(h, "done", done);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(done, i, e)
+    {
+        if (json_is_integer(e) && json_integer_value(e) == n) {
+            c->result = json_object(); /* already recorded */
+            goto out;
+        }
+    }
+    json_array_append_new(done, json_integer(n));
+    rc = ST_CALL(st, service_update, &svc);
+    if (rc != 0) {
+        fail_rc(c, rc);
+        goto out;
+    }
+    cp_info("pods: service %s: %s hook %s done for instance %d", svc.name,
+            type != NULL ? type : "oneshot", name, n);
+    c->result = json_object();
+out:
+    store_instance_list_release(&insts);
+    store_service_release(&svc);
 }
 
 /* ==== /node_service_pods/event [node_id, {...}] ==== */

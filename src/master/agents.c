@@ -14,6 +14,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agents.h"
 #include "agent_calls.h"
+#include "deploy.h"
 #include "nodes.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
@@ -108,6 +109,23 @@ struct agents {
     size_t nstats, cap_stats;
     bool stats_flushing;
     bool stats_dropped;
+    /* /node_service_pods/set_state kept on the loop and written in one
+     * transaction per flush; each agent is answered once it committed. */
+    struct report_entry *reports;
+    size_t nreports, cap_reports;
+    bool reports_flushing;
+    bool reports_timer_on;
+    uv_timer_t reports_timer;
+};
+
+#define REPORTS_FLUSH_MS 20
+#define REPORTS_FLUSH_AT 500
+
+struct report_entry {
+    struct session *s; /* holds a ref */
+    bool is_request;
+    uint32_t id;
+    struct agent_state_report r;
 };
 
 #define STATS_MAX_PENDING 50000
@@ -703,6 +721,141 @@ static void keep_stats(struct session *s, const struct rpc_msg *msg)
     e->at = cp_now_ms();
 }
 
+/* ==== /node_service_pods/set_state, batched ==== */
+
+struct reports_job {
+    struct agents *a;
+    struct report_entry *v;
+    struct store_instance_report *w;
+    size_t n;
+    int rc;
+};
+
+static void flush_reports(struct agents *a);
+static void on_reports_timer(uv_timer_t *t);
+
+static void reports_work(void *ctx)
+{
+    struct reports_job *j = ctx;
+    j->rc = ST_CALL(j->a->m->store, instances_report_many, j->w, j->n);
+}
+
+static void reports_done(void *ctx)
+{
+    struct reports_job *j = ctx;
+    struct agents *a = j->a;
+    if (j->rc != 0)
+        cp_warn("agents: writing %zu instance reports failed: %s", j->n,
+                cp_strerror(j->rc));
+    if (j->rc == 0 && j->n > 0) {
+        const char **ids = cp_calloc(j->n, sizeof(*ids));
+        size_t nids = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < nids && !seen; k++)
+                seen = strcmp(ids[k], j->v[i].r.service_id) == 0;
+            if (!seen)
+                ids[nids++] = j->v[i].r.service_id;
+        }
+        deploy_wake(a->m, ids, nids);
+        cp_free(ids);
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        struct report_entry *e = &j->v[i];
+        struct session *s = e->s;
+        int rc = j->rc != 0 ? j->rc : j->w[i].rc;
+        if (s->state == SESS_OPEN) {
+            if (e->is_request)
+                send_response(s, e->id,
+                              rc ? rpc_error(rc == CP_ENOTFOUND ? 404 : 500,
+                                             cp_strerror(rc))
+                                 : NULL,
+                              rc ? NULL : json_object());
+            else if (rc != 0)
+                cp_warn("agents: notification from %s failed: %s", s->name,
+                        cp_strerror(rc));
+        }
+        agent_state_report_release(&e->r);
+        session_unref(s);
+    }
+    cp_free(j->v);
+    cp_free(j->w);
+    a->reports_flushing = false;
+    cp_free(j);
+    if (a->nreports >= REPORTS_FLUSH_AT)
+        flush_reports(a);
+    else if (a->nreports > 0 && !a->reports_timer_on) {
+        a->reports_timer_on = true;
+        uv_timer_start(&a->reports_timer, on_reports_timer, REPORTS_FLUSH_MS,
+                       0);
+    }
+}
+
+static void flush_reports(struct agents *a)
+{
+    if (a->nreports == 0 || a->reports_flushing)
+        return;
+    struct reports_job *j = cp_calloc(1, sizeof(*j));
+    j->a = a;
+    j->v = a->reports;
+    j->n = a->nreports;
+    a->reports = NULL;
+    a->nreports = a->cap_reports = 0;
+    j->w = cp_calloc(j->n, sizeof(*j->w));
+    for (size_t i = 0; i < j->n; i++) {
+        struct report_entry *e = &j->v[i];
+        j->w[i] = (struct store_instance_report){
+            .service_id = e->r.service_id,
+            .instance_number = e->r.instance_number,
+            .node_id = e->s->row_id,
+            .rev = e->r.rev,
+            .state = e->r.state,
+            .error = e->r.error,
+        };
+    }
+    a->reports_flushing = true;
+    master_queue(a->m, reports_work, reports_done, j);
+}
+
+static void on_reports_timer(uv_timer_t *t)
+{
+    struct agents *a = t->data;
+    a->reports_timer_on = false;
+    flush_reports(a);
+}
+
+static void keep_report(struct session *s, const struct rpc_msg *msg)
+{
+    struct agents *a = s->hub;
+    struct agent_state_report r;
+    const char *why = agent_calls_pods_parse_state(msg->params, &r);
+    if (why != NULL) {
+        if (msg->kind == PROTO_REQUEST)
+            send_response(s, msg->id, rpc_error(400, why), NULL);
+        else
+            cp_warn("agents: notification from %s failed: %s", s->name, why);
+        return;
+    }
+    if (a->nreports == a->cap_reports) {
+        a->cap_reports = a->cap_reports ? a->cap_reports * 2 : 256;
+        a->reports =
+            cp_realloc(a->reports, a->cap_reports * sizeof(*a->reports));
+    }
+    struct report_entry *e = &a->reports[a->nreports++];
+    e->s = s;
+    s->refs++;
+    e->is_request = msg->kind == PROTO_REQUEST;
+    e->id = msg->id;
+    e->r = r;
+    if (a->nreports >= REPORTS_FLUSH_AT) {
+        flush_reports(a);
+    } else if (!a->reports_timer_on) {
+        a->reports_timer_on = true;
+        uv_timer_start(&a->reports_timer, on_reports_timer, REPORTS_FLUSH_MS,
+                       0);
+    }
+}
+
 static void on_message(struct session *s, const uint8_t *data, size_t len)
 {
     struct rpc_msg msg;
@@ -724,6 +877,11 @@ static void on_message(struct session *s, const uint8_t *data, size_t len)
     }
     if (strcmp(msg.method, PROTO_M_NODES_STATS) == 0) {
         keep_stats(s, &msg);
+        rpc_msg_release(&msg);
+        return;
+    }
+    if (strcmp(msg.method, PROTO_M_PODS_SET_STATE) == 0) {
+        keep_report(s, &msg);
         rpc_msg_release(&msg);
         return;
     }
@@ -1087,6 +1245,8 @@ struct agents *agents_new(struct master *m, const struct agents_config *c)
     a->tick.data = a;
     int tick = c->ping_interval_ms < 1000 ? 100 : 250;
     uv_timer_start(&a->tick, on_tick, (uint64_t)tick, (uint64_t)tick);
+    uv_timer_init(m->loop, &a->reports_timer);
+    a->reports_timer.data = a;
     return a;
 }
 
@@ -1107,6 +1267,9 @@ void agents_free(struct agents *a)
     for (size_t i = 0; i < a->nstats; i++)
         json_decref(a->stats[i].stats);
     cp_free(a->stats);
+    for (size_t i = 0; i < a->nreports; i++)
+        agent_state_report_release(&a->reports[i].r);
+    cp_free(a->reports);
     cp_free(a);
 }
 
@@ -1122,6 +1285,12 @@ void agents_close_all(struct agents *a, int code, const char *reason)
 {
     uv_timer_stop(&a->tick);
     uv_close((uv_handle_t *)&a->tick, NULL);
+    /* Reports kept so far are written and answered before the sockets
+     * close; the timer goes (a later flush re-arms nothing). */
+    a->reports_timer_on = true;
+    uv_timer_stop(&a->reports_timer);
+    uv_close((uv_handle_t *)&a->reports_timer, NULL);
+    flush_reports(a);
     for (struct session *s = a->all; s; s = s->next) {
         if (s->state == SESS_OPEN || s->state == SESS_CHECKING)
             session_close(s, code, reason);

@@ -24,12 +24,16 @@
 #include "../common/util.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEPLOY_MAX_INFLIGHT 16
 #define DEPLOY_POLL_MS 1000
 #define DEPLOY_TICK_MS 100
+/* Steps reuse the grid's node rows for this long (node_list parses every
+ * node's JSON); a node going offline is seen within it. */
+#define DEPLOY_NODES_MAX_AGE_MS 1000
 #define DEPLOY_LEASE_MS 30000
 #define DEPLOY_RENEW_MS 10000
 #define DEPLOY_INSTANCE_TIMEOUT_S 300
@@ -577,6 +581,12 @@ struct slot {
     char *error;
 };
 
+/* Whether a node of the grid is connected, as of the last read. */
+struct node_conn {
+    char id[STORE_ID_LEN + 1];
+    bool connected;
+};
+
 /* A claimed deploy being rolled out. The loop owns it between steps; a
  * worker owns it while busy. */
 struct deployer {
@@ -593,6 +603,9 @@ struct deployer {
     enum phase phase;
     bool is_busy;
     bool is_dirty;
+    bool is_woken;           /* reports landed while busy: step again at once */
+    struct node_conn *conns; /* the grid's nodes for roll(), see step_nodes */
+    size_t n_conns;
     int64_t renewed_at;
     char *first_error;
     uv_timer_t tick;
@@ -772,55 +785,132 @@ out:
     deploy__grid_release(&g);
 }
 
-static bool node_connected(const struct store_node_list *l, const char *id)
-{
-    for (size_t i = 0; i < l->len; i++)
-        if (strcmp(l->items[i].id, id) == 0)
-            return l->items[i].connected;
-    return false;
-}
+/* Starts slot s: fills *in with the instance to place on its node (the
+ * caller writes all of a step's in one transaction, then tells the
+ * nodes). Returns false when the slot failed at once (node offline). */
+static bool conn_of(const struct deployer *dp, const char *id);
 
-/* Starts slot s: places the instance on its node and tells the node. */
-static void start_slot(struct deployer *dp, struct slot *s,
-                       const struct store_instance_list *insts,
-                       const struct store_node_list *nodes, int64_t now)
+static bool start_slot(struct deployer *dp, struct slot *s,
+                       const struct store_instance_list *insts, int64_t now,
+                       struct store_instance *in)
 {
-    struct master *m = dp->m;
     s->st = SLOT_WAITING;
     s->deadline = now + (int64_t)dp->timeout_s * 1000;
     dp->is_dirty = true;
-    if (!node_connected(nodes, s->node_id)) {
+    if (!conn_of(dp, s->node_id)) {
         s->st = SLOT_FAILED;
         s->error = cp_asprintf("node %s is offline", s->node_name);
-        return;
+        return false;
     }
     const struct store_instance *old = find_instance(insts, s->number);
-    struct store_instance in = {
+    *in = (struct store_instance){
         .instance_number = s->number,
         .desired_state = (char *)(uintptr_t) "running",
         .deploy_rev = dp->rev,
         .updated_at = now,
     };
     if (old != NULL)
-        memcpy(in.id, old->id, sizeof(in.id));
+        memcpy(in->id, old->id, sizeof(in->id));
     else
-        store_new_id(in.id);
-    memcpy(in.service_id, dp->svc.id, sizeof(in.service_id));
-    memcpy(in.node_id, s->node_id, sizeof(in.node_id));
+        store_new_id(in->id);
+    memcpy(in->service_id, dp->svc.id, sizeof(in->service_id));
+    memcpy(in->node_id, s->node_id, sizeof(in->node_id));
     /* rev, state and error start empty: only a report made after this
      * write can complete the wait. */
-    int rc = ST_CALL(m->store, instance_put, &in);
-    if (rc != 0) {
-        s->st = SLOT_FAILED;
-        s->error = cp_asprintf("instance %d: cannot save it: %s", s->number,
-                               cp_strerror(rc));
+    return true;
+}
+
+/* Adds id to the set ids[0..*n) (distinct node ids to notify). */
+static void add_node(char (*ids)[STORE_ID_LEN + 1], size_t *n, const char *id)
+{
+    if (id == NULL || id[0] == '\0')
         return;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return;
+    memcpy(ids[(*n)++], id, STORE_ID_LEN + 1);
+}
+
+/* The grid's nodes' connected flags for this step, shared by the
+ * deployers of a grid and re-read (node_list parses every node's JSON) at
+ * most every DEPLOY_NODES_MAX_AGE_MS. */
+struct conn_snap {
+    struct conn_snap *next;
+    char grid_id[STORE_ID_LEN + 1];
+    int64_t at; /* mono ms */
+    struct node_conn *v;
+    size_t n;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct conn_snap *list;
+} snaps = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool snap_copy(struct deployer *dp, int64_t mono)
+{
+    bool ok = false;
+    pthread_mutex_lock(&snaps.mu);
+    for (struct conn_snap *c = snaps.list; c != NULL; c = c->next) {
+        if (strcmp(c->grid_id, dp->svc.grid_id) != 0)
+            continue;
+        if (mono - c->at < DEPLOY_NODES_MAX_AGE_MS) {
+            cp_free(dp->conns);
+            dp->conns = cp_calloc(c->n + 1, sizeof(*dp->conns));
+            memcpy(dp->conns, c->v, c->n * sizeof(*c->v));
+            dp->n_conns = c->n;
+            ok = true;
+        }
+        break;
     }
-    /* A moved instance vanishes from its old node's pod list; the nudge
-     * makes that agent remove it now rather than at its next pull. */
-    if (s->prev_node[0] != '\0')
-        notify(m, s->prev_node, "stop");
-    notify(m, s->node_id, "start");
+    pthread_mutex_unlock(&snaps.mu);
+    return ok;
+}
+
+static int step_nodes(struct deployer *dp)
+{
+    int64_t mono = cp_mono_ms();
+    if (snap_copy(dp, mono))
+        return 0;
+    struct store_node_list l = {0};
+    int rc = ST_CALL(dp->m->store, node_list, dp->svc.grid_id, &l);
+    if (rc != 0)
+        return rc;
+    struct node_conn *v = cp_calloc(l.len + 1, sizeof(*v));
+    for (size_t i = 0; i < l.len; i++) {
+        memcpy(v[i].id, l.items[i].id, sizeof(v[i].id));
+        v[i].connected = l.items[i].connected;
+    }
+    size_t n = l.len;
+    store_node_list_release(&l);
+    cp_free(dp->conns);
+    dp->conns = cp_calloc(n + 1, sizeof(*dp->conns));
+    memcpy(dp->conns, v, n * sizeof(*v));
+    dp->n_conns = n;
+    pthread_mutex_lock(&snaps.mu);
+    struct conn_snap *c = snaps.list;
+    while (c != NULL && strcmp(c->grid_id, dp->svc.grid_id) != 0)
+        c = c->next;
+    if (c == NULL) {
+        c = cp_calloc(1, sizeof(*c));
+        memcpy(c->grid_id, dp->svc.grid_id, sizeof(c->grid_id));
+        c->next = snaps.list;
+        snaps.list = c;
+    }
+    cp_free(c->v);
+    c->v = v;
+    c->n = n;
+    c->at = mono;
+    pthread_mutex_unlock(&snaps.mu);
+    return 0;
+}
+
+static bool conn_of(const struct deployer *dp, const char *id)
+{
+    for (size_t i = 0; i < dp->n_conns; i++)
+        if (strcmp(dp->conns[i].id, id) == 0)
+            return dp->conns[i].connected;
+    return false;
 }
 
 static void roll(struct deployer *dp)
@@ -829,7 +919,6 @@ static void roll(struct deployer *dp)
     int64_t now = cp_now_ms();
     struct store_service svc = {0};
     struct store_instance_list insts = {0};
-    struct store_node_list nodes = {0};
     int rc = ST_CALL(m->store, service_get_by_id, dp->svc.id, &svc);
     if (rc == CP_ENOTFOUND) {
         dp->phase = PH_DONE;
@@ -840,7 +929,7 @@ static void roll(struct deployer *dp)
     if (rc == 0)
         rc = ST_CALL(m->store, instance_list, dp->svc.id, &insts);
     if (rc == 0)
-        rc = ST_CALL(m->store, node_list, dp->svc.grid_id, &nodes);
+        rc = step_nodes(dp);
     if (rc != 0) {
         /* A store hiccup: keep the lease alive and try again. */
         if (now - dp->renewed_at >= DEPLOY_RENEW_MS)
@@ -864,7 +953,7 @@ static void roll(struct deployer *dp)
             .rev = in ? in->rev : NULL,
             .state = in ? in->state : NULL,
             .error = in ? in->error : NULL,
-            .node_connected = node_connected(&nodes, s->node_id),
+            .node_connected = conn_of(dp, s->node_id),
             .now_ms = now,
             .deadline_ms = s->deadline,
             .timeout_s = dp->timeout_s,
@@ -900,16 +989,22 @@ static void roll(struct deployer *dp)
         else if (s->st == SLOT_PENDING)
             pending++;
     }
-    /* Start more, in instance order, while the rollout is healthy. */
+    /* Start more, in instance order, while the rollout is healthy: one
+     * transaction for the step's instances, one notification per node. */
+    size_t room =
+        (size_t)dp->concurrency > active ? (size_t)dp->concurrency - active : 0;
+    struct store_instance *put = cp_calloc(room + 1, sizeof(*put));
+    struct slot **started = cp_calloc(room + 1, sizeof(*started));
+    size_t nput = 0;
     for (size_t i = 0; i < dp->n_slots && dp->first_error == NULL &&
                        active < (size_t)dp->concurrency;
          i++) {
         struct slot *s = &dp->slots[i];
         if (s->st != SLOT_PENDING)
             continue;
-        start_slot(dp, s, &insts, &nodes, now);
         pending--;
-        if (s->st == SLOT_WAITING) {
+        if (start_slot(dp, s, &insts, now, &put[nput])) {
+            started[nput++] = s;
             active++;
         } else {
             fail(dp, s->error);
@@ -917,6 +1012,44 @@ static void roll(struct deployer *dp)
                           "%s", s->error);
         }
     }
+    if (nput > 0) {
+        rc = ST_CALL(m->store, instance_put_many, put, nput);
+        if (rc != 0) {
+            for (size_t k = 0; k < nput; k++) {
+                struct slot *s = started[k];
+                s->st = SLOT_FAILED;
+                s->error = cp_asprintf("instance %d: cannot save it: %s",
+                                       s->number, cp_strerror(rc));
+                active--;
+                if (k == 0) {
+                    fail(dp, s->error);
+                    deploy__event(m, &dp->svc, s->node_id, 3,
+                                  "service:instance_deploy", "%s", s->error);
+                }
+            }
+        } else {
+            /* A moved instance vanishes from its old node's pod list; the
+             * nudge makes that agent remove it now rather than at its
+             * next pull. */
+            char(*stop_ids)[STORE_ID_LEN + 1] =
+                cp_calloc(nput + 1, sizeof(*stop_ids));
+            char(*start_ids)[STORE_ID_LEN + 1] =
+                cp_calloc(nput + 1, sizeof(*start_ids));
+            size_t nstop = 0, nstart = 0;
+            for (size_t k = 0; k < nput; k++) {
+                add_node(stop_ids, &nstop, started[k]->prev_node);
+                add_node(start_ids, &nstart, started[k]->node_id);
+            }
+            for (size_t k = 0; k < nstop; k++)
+                notify(m, stop_ids[k], "stop");
+            for (size_t k = 0; k < nstart; k++)
+                notify(m, start_ids[k], "start");
+            cp_free(stop_ids);
+            cp_free(start_ids);
+        }
+    }
+    cp_free(put);
+    cp_free(started);
     if (active == 0 && (pending == 0 || dp->first_error != NULL)) {
         dp->phase = PH_FINISH;
         goto out;
@@ -926,7 +1059,6 @@ static void roll(struct deployer *dp)
 out:
     store_service_release(&svc);
     store_instance_list_release(&insts);
-    store_node_list_release(&nodes);
 }
 
 static void finish(struct deployer *dp)
@@ -977,6 +1109,7 @@ static void step_work(void *ctx)
 }
 
 static void poll_now(void);
+static void on_tick(uv_timer_t *t);
 
 static void deployer_free(uv_handle_t *h)
 {
@@ -987,6 +1120,7 @@ static void deployer_free(uv_handle_t *h)
     }
     cp_free(dp->slots);
     cp_free(dp->first_error);
+    cp_free(dp->conns);
     store_deploy_release(&dp->d);
     store_service_release(&dp->svc);
     cp_free(dp);
@@ -1013,6 +1147,32 @@ static void step_done(void *ctx)
         deployer_close(dp);
         if (!eng.is_stopping)
             poll_now();
+        return;
+    }
+    if (dp->is_woken) {
+        dp->is_woken = false;
+        uv_timer_start(&dp->tick, on_tick, 0, DEPLOY_TICK_MS);
+    }
+}
+
+/* Instance reports landed: the deployers of those services step now
+ * rather than at their next tick (one busy in a step, whose service the
+ * loop must not read then, steps again when it returns). */
+void deploy_wake(struct master *m, const char *const *service_ids, size_t n)
+{
+    CP_UNUSED(m);
+    if (!eng.is_started || eng.is_stopping)
+        return;
+    for (struct deployer *dp = eng.list; dp != NULL; dp = dp->next) {
+        if (dp->is_busy) {
+            dp->is_woken = true;
+            continue;
+        }
+        bool hit = service_ids == NULL;
+        for (size_t i = 0; i < n && !hit; i++)
+            hit = strcmp(service_ids[i], dp->svc.id) == 0;
+        if (hit)
+            uv_timer_start(&dp->tick, on_tick, 0, DEPLOY_TICK_MS);
     }
 }
 

@@ -40,5 +40,8 @@ json_t *deploy_json(const struct store_deploy *d, const char *service_path);
 /* Loop. Starts the deploy workers and the reconciliation timer. */
 void deploy_start(struct master *m);
 void deploy_stop(struct master *m);
+/* Loop: reports of instances of these services (NULL: any) were
+ * committed; their running deployers step now. */
+void deploy_wake(struct master *m, const char *const *service_ids, size_t n);
 
 #endif

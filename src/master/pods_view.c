@@ -310,10 +310,14 @@ static void add_hook(json_t *out, const json_t *h, const char *type, int n,
     const char *id = cp_json_str(h, "id");
     char fallback[64];
     snprintf(fallback, sizeof(fallback), "%s-%zu", type, index);
-    json_array_append_new(out,
-                          json_pack("{s:s, s:s, s:s, s:b}", "id",
-                                    id ? id : (name ? name : fallback), "type",
-                                    type, "cmd", cmd, "oneshot", oneshot));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "id",
+                          id ? id : (name ? name : fallback), "type", type,
+                          "cmd", cmd, "oneshot", oneshot);
+    /* Already filtered for n; the agent checks again (defence). */
+    const json_t *inst = json_object_get(h, "instances");
+    if (json_is_array(inst) || json_is_string(inst))
+        json_object_set(o, "instances", (json_t *)(uintptr_t)inst);
+    json_array_append_new(out, o);
 }
 
 /* Hooks are stored either as the API shows them, [{name,type,cmd,...}],

@@ -169,6 +169,20 @@ void store_instance_list_release(struct store_instance_list *l)
     l->len = 0;
 }
 
+void store_pod_rows_release(struct store_pod_rows *r)
+{
+    for (size_t i = 0; i < r->len; i++) {
+        store_instance_release(&r->items[i].inst);
+        cp_free(r->items[i].service_name);
+        cp_free(r->items[i].stack_name);
+        cp_free(r->items[i].spec);
+    }
+    cp_free(r->items);
+    cp_free(r->node_name);
+    cp_free(r->grid_name);
+    memset(r, 0, sizeof(*r));
+}
+
 void store_deploy_release(struct store_deploy *d)
 {
     cp_free(d->state);

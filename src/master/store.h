@@ -161,6 +161,18 @@ struct store_node_list {
     size_t len;
 };
 
+/* One entry of a batched instance report (instances_report_many); rc is
+ * set per entry: 0 or CP_ENOTFOUND, as instance_report returns. */
+struct store_instance_report {
+    const char *service_id;
+    int instance_number;
+    const char *node_id;
+    const char *rev;
+    const char *state;
+    const char *error;
+    int rc;
+};
+
 /* One entry of a batched stats write. */
 struct store_node_stats {
     const char *id;
@@ -227,6 +239,25 @@ struct store_instance {
 
 struct store_instance_list {
     struct store_instance *items;
+    size_t len;
+};
+
+/* An instance on a node with its service's columns as stored (spec as
+ * JSON text, not parsed): what a pod list needs to tell whether a cached
+ * service is current (node_pod_rows). */
+struct store_pod_row {
+    struct store_instance inst;
+    char *service_name;
+    char *stack_name;
+    char *spec; /* JSON text */
+    int64_t revision;
+    int64_t updated_at;
+};
+
+struct store_pod_rows {
+    char *node_name;
+    char *grid_name;
+    struct store_pod_row *items;
     size_t len;
 };
 
@@ -518,8 +549,17 @@ struct store_ops {
     int (*instances_on_node)(struct store *st, const char *node_id,
                              struct store_instance_list *instances,
                              struct store_service_list *services);
+    /* The node's name, the name of grid grid_id and the instances placed
+     * on the node (ordered like instances_on_node) with their services'
+     * columns, in two queries; CP_ENOTFOUND without the node or
+     * grid. */
+    int (*node_pod_rows)(struct store *st, const char *node_id,
+                         const char *grid_id, struct store_pod_rows *out);
     /* Inserts or replaces the instance (service_id, instance_number). */
     int (*instance_put)(struct store *st, const struct store_instance *i);
+    /* instance_put for n instances in one transaction (all or none). */
+    int (*instance_put_many)(struct store *st, const struct store_instance *v,
+                             size_t n);
     /* Deletes the instances numbered above keep. */
     int (*instance_trim)(struct store *st, const char *service_id,
                          int keep);
@@ -529,6 +569,12 @@ struct store_ops {
                            int instance_number, const char *node_id,
                            const char *rev, const char *state,
                            const char *error);
+    /* instance_report for n entries in one transaction; each entry's rc
+     * gets what instance_report would return for it (0, CP_ENOTFOUND).
+     * Returns 0 once all are committed, or the error that rolled them
+     * all back. */
+    int (*instances_report_many)(struct store *st,
+                                 struct store_instance_report *v, size_t n);
     /* Clears the node of every instance placed on node_id (node removed
      * or moved away); *count says how many. */
     int (*instances_detach_node)(struct store *st, const char *node_id,
@@ -644,6 +690,7 @@ void store_service_release(struct store_service *s);
 void store_service_list_release(struct store_service_list *l);
 void store_instance_release(struct store_instance *i);
 void store_instance_list_release(struct store_instance_list *l);
+void store_pod_rows_release(struct store_pod_rows *r);
 void store_deploy_release(struct store_deploy *d);
 void store_deploy_list_release(struct store_deploy_list *l);
 void store_container_release(struct store_container *c);

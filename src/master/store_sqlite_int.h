@@ -162,6 +162,12 @@ int sqs_instances_on_node(struct store *st, const char *node_id,
                           struct store_instance_list *instances,
                           struct store_service_list *services);
 int sqs_instance_put(struct store *st, const struct store_instance *i);
+int sqs_node_pod_rows(struct store *st, const char *node_id,
+                      const char *grid_id, struct store_pod_rows *out);
+int sqs_instance_put_many(struct store *st, const struct store_instance *v,
+                          size_t n);
+int sqs_instances_report_many(struct store *st, struct store_instance_report *v,
+                              size_t n);
 int sqs_instance_trim(struct store *st, const char *service_id, int keep);
 int sqs_instance_report(struct store *st, const char *service_id,
                         int instance_number, const char *node_id,

@@ -278,12 +278,66 @@ out:
     return rc;
 }
 
-/* Replaces every field but the row id, which a replaced instance keeps. */
-int sqs_instance_put(struct store *st, const struct store_instance *i)
+int sqs_node_pod_rows(struct store *st, const char *node_id,
+                      const char *grid_id, struct store_pod_rows *out)
 {
     struct sq_store *s = sq(st);
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
+    sqlite3_stmt *q = sqlx_prep(c, "SELECT n.name, g.name FROM host_nodes n, "
+                                   "grids g WHERE n.id=? AND g.id=?");
+    if (q == NULL)
+        goto end;
+    sqlx_bind_str(q, 1, node_id);
+    sqlx_bind_str(q, 2, grid_id);
+    rc = sqlx_step(c, q, "pod rows node");
+    if (rc == 1) {
+        out->node_name = sqlx_col_str(q, 0);
+        out->grid_name = sqlx_col_str(q, 1);
+    }
+    sqlx_done(q);
+    if (rc != 1) {
+        rc = rc == 0 ? CP_ENOTFOUND : rc;
+        goto end;
+    }
+    rc = CP_EIO;
+    q = sqlx_prep(c, "SELECT " INST_COLS ", v.name, k.name, v.spec, "
+                     "v.revision, v.updated_at"
+                     " FROM grid_service_instances i "
+                     "JOIN grid_services v ON v.id=i.service_id "
+                     "JOIN stacks k ON k.id=v.stack_id "
+                     "WHERE i.node_id=? ORDER BY k.name, v.name, "
+                     "i.instance_number");
+    if (q == NULL)
+        goto end;
+    sqlx_bind_str(q, 1, node_id);
+    while ((rc = sqlx_step(c, q, "pod rows")) == 1) {
+        if (out->len == cap) {
+            cap = cap ? cap * 2 : 16;
+            out->items = cp_realloc(out->items, cap * sizeof(*out->items));
+        }
+        struct store_pod_row *r = &out->items[out->len++];
+        memset(r, 0, sizeof(*r));
+        read_instance_at(q, 0, &r->inst);
+        r->service_name = sqlx_col_str(q, INST_NCOLS + 0);
+        r->stack_name = sqlx_col_str(q, INST_NCOLS + 1);
+        r->spec = sqlx_col_str(q, INST_NCOLS + 2);
+        r->revision = sqlite3_column_int64(q, INST_NCOLS + 3);
+        r->updated_at = sqlite3_column_int64(q, INST_NCOLS + 4);
+    }
+    sqlx_done(q);
+end:
+    if (rc != 0)
+        store_pod_rows_release(out);
+    sqlx_conn_put(s, c);
+    return rc;
+}
+
+/* Replaces every field but the row id, which a replaced instance keeps. */
+static int put_one(struct conn *c, const struct store_instance *i)
+{
     char id[STORE_ID_LEN + 1];
     if (i->id[0] != '\0')
         memcpy(id, i->id, sizeof(id));
@@ -299,7 +353,7 @@ int sqs_instance_put(struct store *st, const struct store_instance *i)
            "state=excluded.state, error=excluded.error, "
            "updated_at=excluded.updated_at");
     if (q == NULL)
-        goto out;
+        return CP_EIO;
     sqlx_bind_str(q, 1, id);
     sqlx_bind_str(q, 2, i->service_id);
     sqlite3_bind_int(q, 3, i->instance_number);
@@ -310,8 +364,32 @@ int sqs_instance_put(struct store *st, const struct store_instance *i)
     sqlx_bind_str(q, 8, i->state);
     sqlx_bind_str(q, 9, i->error);
     sqlite3_bind_int64(q, 10, i->updated_at ? i->updated_at : cp_now_ms());
-    rc = sqlx_run(c, q, "instance put");
-out:
+    return sqlx_run(c, q, "instance put");
+}
+
+int sqs_instance_put(struct store *st, const struct store_instance *i)
+{
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = put_one(c, i);
+    sqlx_conn_put(s, c);
+    return rc;
+}
+
+int sqs_instance_put_many(struct store *st, const struct store_instance *v,
+                          size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = sqlx_tx_begin(c);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = put_one(c, &v[i]);
+    if (rc == 0)
+        rc = sqlx_tx_commit(c);
+    if (rc != 0)
+        sqlx_tx_rollback(c);
     sqlx_conn_put(s, c);
     return rc;
 }
@@ -338,36 +416,32 @@ out:
  * instance is no longer placed on (node_id given and different) is
  * ignored like an older one: that node is stopping a moved instance and
  * must not overwrite the new host's state. Both return 0. */
-int sqs_instance_report(struct store *st, const char *service_id,
-                        int instance_number, const char *node_id,
-                        const char *rev, const char *state, const char *error)
+static int report_one(struct conn *c, const char *service_id,
+                      int instance_number, const char *node_id, const char *rev,
+                      const char *state, const char *error, int64_t now)
 {
-    struct sq_store *s = sq(st);
-    CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
     sqlite3_stmt *q = sqlx_prep(
         c, "UPDATE grid_service_instances SET rev=?4, state=?5, error=?6, "
            "updated_at=?7 WHERE service_id=?1 AND instance_number=?2 "
            "AND (?3 IS NULL OR node_id IS ?3) "
            "AND (rev IS NULL OR (?4 IS NOT NULL AND rev<=?4))");
     if (q == NULL)
-        goto out;
+        return CP_EIO;
     sqlx_bind_str(q, 1, service_id);
     sqlite3_bind_int(q, 2, instance_number);
     sqlx_bind_str(q, 3, nz(node_id));
     sqlx_bind_str(q, 4, rev);
     sqlx_bind_str(q, 5, state);
     sqlx_bind_str(q, 6, error);
-    sqlite3_bind_int64(q, 7, cp_now_ms());
-    rc = sqlx_run(c, q, "instance report");
+    sqlite3_bind_int64(q, 7, now);
+    int rc = sqlx_run(c, q, "instance report");
     if (rc != 0 || sqlite3_changes(c->db) > 0)
-        goto out;
+        return rc;
     /* Nothing written: stale report (fine) or no such instance. */
-    rc = CP_EIO;
     q = sqlx_prep(c, "SELECT 1 FROM grid_service_instances "
                      "WHERE service_id=? AND instance_number=?");
     if (q == NULL)
-        goto out;
+        return CP_EIO;
     sqlx_bind_str(q, 1, service_id);
     sqlite3_bind_int(q, 2, instance_number);
     rc = sqlx_step(c, q, "instance exists");
@@ -376,7 +450,41 @@ int sqs_instance_report(struct store *st, const char *service_id,
         rc = 0;
     else if (rc == 0)
         rc = CP_ENOTFOUND;
-out:
+    return rc;
+}
+
+int sqs_instance_report(struct store *st, const char *service_id,
+                        int instance_number, const char *node_id,
+                        const char *rev, const char *state, const char *error)
+{
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int rc = report_one(c, service_id, instance_number, node_id, rev, state,
+                        error, cp_now_ms());
+    sqlx_conn_put(s, c);
+    return rc;
+}
+
+int sqs_instances_report_many(struct store *st, struct store_instance_report *v,
+                              size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct sq_store *s = sq(st);
+    CONN_OR_EIO(s, c);
+    int64_t now = cp_now_ms();
+    int rc = sqlx_tx_begin(c);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int r = report_one(c, v[i].service_id, v[i].instance_number,
+                           v[i].node_id, v[i].rev, v[i].state, v[i].error, now);
+        v[i].rc = r == CP_ENOTFOUND ? r : 0;
+        if (r != CP_ENOTFOUND)
+            rc = r;
+    }
+    if (rc == 0)
+        rc = sqlx_tx_commit(c);
+    if (rc != 0)
+        sqlx_tx_rollback(c);
     sqlx_conn_put(s, c);
     return rc;
 }

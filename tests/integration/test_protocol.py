@@ -811,5 +811,88 @@ class TestNodeRest(ProtoCase):
         self.assertEqual(sorted(x["name"] for x in self.nodes(grid)), ["agentname", "twin"])
 
 
+# ==== Pod state reports (batched on the loop) ====
+
+
+class TestPodReports(ProtoCase):
+
+    def test_set_state_answers_and_completes_deploy(self):
+        g = self.new_grid()
+        grid = g["name"]
+        a = self.agent(g["token"], update=True)
+        b = self.agent(g["token"], update=True)
+        self.wait_status(grid, a.name, "online")
+        self.wait_status(grid, b.name, "online")
+        st, _, body = self.m.req("POST", "/v1/grids/%s/services" % grid,
+                                 {"name": "web", "image": "busybox",
+                                  "instances": 2, "strategy": "ha",
+                                  # both at once (concurrency 2)
+                                  "deploy_opts": {"min_health": 0.0}},
+                                 token=self.admin)
+        self.assertIn(st, (200, 201), body)
+        st, _, d = self.m.req("POST", "/v1/services/%s/null/web/deploy" % grid,
+                              {}, token=self.admin)
+        self.assertIn(st, (200, 201), d)
+        pods = {}
+        for ag in (a, b):
+            # A request or a notification, depending on the master.
+            try:
+                ag.read_until(lambda m: isinstance(m, list) and
+                              "/service_pods/notify_update" in m[1:3],
+                              timeout=10)
+            except ws.WSTimeout:
+                _, _, dd = self.m.req("GET", "/v1/services/%s/null/web/deploys/%s"
+                                      % (grid, d["id"]), token=self.admin)
+                self.fail("no notify_update: deploy %r inbox %r master %s"
+                          % (dd, ag.inbox, self.m.stderr()[-1500:]))
+            r = ag.call("/node_service_pods/list", [ag.node_id])
+            self.assertIsNone(r[2], r)
+            got = r[3]["service_pods"]
+            self.assertEqual(len(got), 1, got)
+            pods[ag.node_id] = got[0]
+        # Bad params: 400, the connection stays.
+        r = a.call("/node_service_pods/set_state", [a.node_id, {"state": "x"}])
+        self.assertEqual(r[2].get("code"), 400, r)
+        r = a.call("/node_service_pods/set_state", [a.node_id])
+        self.assertEqual(r[2].get("code"), 400, r)
+        pa, pb = pods[a.node_id], pods[b.node_id]
+        # No such instance: 404.
+        r = a.call("/node_service_pods/set_state", [a.node_id, {
+            "service_id": pa["service_id"], "instance_number": 99,
+            "rev": pa["deploy_rev"], "state": "running", "error": None}])
+        self.assertEqual(r[2].get("code"), 404, r)
+        # Another node's instance: answered, but not written.
+        r = a.call("/node_service_pods/set_state", [a.node_id, {
+            "service_id": pb["service_id"],
+            "instance_number": pb["instance_number"],
+            "rev": pb["deploy_rev"], "state": "running", "error": None}])
+        self.assertIsNone(r[2], r)
+        time.sleep(0.5)
+        st, _, dd = self.m.req("GET", "/v1/services/%s/null/web/deploys/%s"
+                               % (grid, d["id"]), token=self.admin)
+        self.assertEqual(st, 200, dd)
+        self.assertIsNone(dd.get("finished_at"), dd)
+        # Each node reports its own: a request and a notification.
+        r = a.call("/node_service_pods/set_state", [a.node_id, {
+            "service_id": pa["service_id"],
+            "instance_number": pa["instance_number"],
+            "rev": pa["deploy_rev"], "state": "running", "error": None}])
+        self.assertIsNone(r[2], r)
+        self.assertEqual(r[3], {}, r)
+        b.notify("/node_service_pods/set_state", [b.node_id, {
+            "service_id": pb["service_id"],
+            "instance_number": pb["instance_number"],
+            "rev": pb["deploy_rev"], "state": "running"}])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            st, _, dd = self.m.req("GET", "/v1/services/%s/null/web/deploys/%s"
+                                   % (grid, d["id"]), token=self.admin)
+            if dd.get("finished_at"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(dd.get("state"), "success", dd)
+        self.assertTrue(a.c.is_open(0.1))
+
+
 if __name__ == "__main__":
     kh.main()

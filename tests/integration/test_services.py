@@ -794,5 +794,75 @@ class TestServices(unittest.TestCase):
         self.assertEqual(st, 404)
 
 
+    # -- 11. hooks (spec 5.1)
+
+    def engine_exec(self, ns, name, argv):
+        """Exit code of argv run in container name on node ns."""
+        st, body = engine(ns, "POST", "/containers/%s/exec" % name,
+                          {"Cmd": argv, "AttachStdout": True, "AttachStderr": True})
+        self.assertEqual(st, 201, "exec create in %s: %s %r" % (name, st, body))
+        eid = body["Id"]
+        st, _ = engine(ns, "POST", "/exec/%s/start" % eid,
+                       {"Detach": False, "Tty": False}, timeout=30)
+        self.assertEqual(st, 200, "exec start in %s: %s" % (name, st))
+        st, info = engine(ns, "GET", "/exec/%s/json" % eid)
+        self.assertEqual(st, 200, "exec inspect: %s %r" % (st, info))
+        return info.get("ExitCode")
+
+    def create_service_rest(self, name, hooks):
+        self.addCleanup(self.remove_service, name)
+        st, body = self.rest("POST", "/v1/grids/%s/services" % GRID, {
+            "name": name, "image": "busybox", "container_count": 1,
+            "cmd": ["sleep", "3600"], "hooks": hooks})
+        self.assertIn(st, (200, 201), "create %s: %s %r" % (name, st, body))
+
+    def test_11_hooks(self):
+        self.create_service_rest("hk", {
+            "post_start": [{"name": "mark", "cmd": "touch /tmp/post",
+                            "instances": "*", "oneshot": False}],
+            "pre_start": [{"name": "ok", "cmd": "true", "instances": "*",
+                           "oneshot": True}]})
+        rev = self.service("hk")["revision"]
+        cp = self.deploy("hk")
+        self.assertIn("deployed", cp.stdout, kh.describe_run(cp))
+        where = running_placement("hk")
+        self.assertEqual(sorted(where), ["hk-1"], where)
+        ns = where["hk-1"][0]
+        self.assertEqual(self.engine_exec(ns, "hk-1", ["test", "-f", "/tmp/post"]), 0,
+                         "post_start hook did not run in hk-1")
+        # the one-off pre_start container is gone
+        st, _ = engine(ns, "GET", "/containers/hk-1-pre-start-ok/json")
+        self.assertEqual(st, 404)
+
+        # the oneshot pre_start hook is recorded as done for instance 1,
+        # without a new revision
+        def ok_done():
+            svc = self.service("hk")
+            hooks = svc.get("hooks") or []
+            if isinstance(hooks, dict):
+                hooks = [dict(h, type=t) for t, l in hooks.items() for h in l]
+            ok = [h for h in hooks if h.get("name") == "ok"]
+            return ok and [str(d) for d in ok[0].get("done") or []] == ["1"] and svc
+        svc = self.wait_for(lambda: "hook ok done: %s" % json.dumps(
+            self.service("hk").get("hooks")), ok_done, 15)
+        self.assertEqual(svc["revision"], rev, json.dumps(svc))
+
+        # a failing pre_start keeps the service container from starting
+        self.create_service_rest("hkbad", {
+            "pre_start": [{"name": "fail", "cmd": "exit 3", "instances": "*",
+                           "oneshot": False}]})
+        cp = self.run_cli("service", "deploy", "hkbad", "--timeout",
+                          str(DEPLOY_WAIT - 5), timeout=DEPLOY_WAIT)
+        out = cp.stdout + cp.stderr
+        self.assertNotEqual(cp.returncode, 0, kh.describe_run(cp))
+        self.assertIn("pre_start hook", out, kh.describe_run(cp))
+        self.assertIn("exit 3", out, kh.describe_run(cp))
+        self.assertEqual(running_placement("hkbad"), {})
+        st, body = self.rest("GET", self.svc_path("hkbad", "/instances"))
+        self.assertEqual(st, 200, body)
+        errs = [i.get("error") or "" for i in body["instances"]]
+        self.assertTrue(any("pre_start hook fail failed: exit 3" in e for e in errs),
+                        json.dumps(body))
+
 if __name__ == "__main__":
     kh.main()

@@ -368,6 +368,87 @@ static void queue(struct store *st, const char *svc, bool force,
     assert_int_equal(ST_CALL(st, deploy_queue, &d, out), 0);
 }
 
+/* The batched forms: instance_put_many writes all in one transaction,
+ * instances_report_many gives each entry instance_report's answer. */
+static void test_instances_many(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    char web[25];
+    make_service(st, f->grid, "", "web", web);
+    struct store_instance v[3];
+    memset(v, 0, sizeof(v));
+    for (int k = 0; k < 3; k++) {
+        memcpy(v[k].service_id, web, STORE_ID_LEN + 1);
+        v[k].instance_number = k + 1;
+        snprintf(v[k].node_id, sizeof(v[k].node_id), "%s",
+                 k == 1 ? f->node2 : f->node1);
+        v[k].desired_state = (char *)(uintptr_t) "running";
+        v[k].deploy_rev = (char *)(uintptr_t) "2026-01-01 00:00:00";
+    }
+    assert_int_equal(ST_CALL(st, instance_put_many, v, 0), 0);
+    assert_int_equal(ST_CALL(st, instance_put_many, v, 3), 0);
+    struct store_instance_list l = {0};
+    assert_int_equal(ST_CALL(st, instance_list, web, &l), 0);
+    assert_int_equal(l.len, 3);
+    assert_string_equal(l.items[1].node_id, f->node2);
+    store_instance_list_release(&l);
+
+    /* one bad entry (no such service) rolls back the whole put */
+    struct store_instance bad[2];
+    memcpy(bad, v, sizeof(bad));
+    bad[0].instance_number = 4;
+    store_new_id(bad[1].service_id);
+    assert_int_equal(ST_CALL(st, instance_put_many, bad, 2), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, instance_list, web, &l), 0);
+    assert_int_equal(l.len, 3);
+    store_instance_list_release(&l);
+
+    const char *r1 = "2026-01-01 00:00:10", *r0 = "2026-01-01 00:00:05";
+    struct store_instance_report r[5] = {
+        {web, 1, f->node1, r1, "running", NULL, -1},
+        {web, 2, f->node1, r1, "running", NULL, -1}, /* not its node */
+        {web, 3, f->node1, r1, "error", "boom", -1},
+        {web, 9, f->node1, r1, "running", NULL, -1}, /* no such */
+        {web, 1, f->node1, r0, "stopped", NULL, -1}, /* older */
+    };
+    assert_int_equal(ST_CALL(st, instances_report_many, r, 5), 0);
+    assert_int_equal(r[0].rc, 0);
+    assert_int_equal(r[1].rc, 0);
+    assert_int_equal(r[2].rc, 0);
+    assert_int_equal(r[3].rc, CP_ENOTFOUND);
+    assert_int_equal(r[4].rc, 0);
+    assert_int_equal(ST_CALL(st, instance_list, web, &l), 0);
+    assert_string_equal(l.items[0].rev, r1);
+    assert_string_equal(l.items[0].state, "running");
+    assert_null(l.items[1].rev);
+    assert_null(l.items[1].state);
+    assert_string_equal(l.items[2].state, "error");
+    assert_string_equal(l.items[2].error, "boom");
+    store_instance_list_release(&l);
+    assert_int_equal(ST_CALL(st, instances_report_many, r, 0), 0);
+
+    /* a node's pod rows: names, instances and raw service columns */
+    struct store_pod_rows pr = {0};
+    assert_int_equal(ST_CALL(st, node_pod_rows, f->node1, f->grid, &pr), 0);
+    assert_non_null(pr.node_name);
+    assert_non_null(pr.grid_name);
+    assert_int_equal(pr.len, 2);
+    assert_int_equal(pr.items[0].inst.instance_number, 1);
+    assert_int_equal(pr.items[1].inst.instance_number, 3);
+    assert_string_equal(pr.items[0].inst.service_id, web);
+    assert_string_equal(pr.items[0].service_name, "web");
+    assert_string_equal(pr.items[0].stack_name, "null");
+    assert_non_null(strstr(pr.items[0].spec, "image"));
+    store_pod_rows_release(&pr);
+    char none[25];
+    store_new_id(none);
+    assert_int_equal(ST_CALL(st, node_pod_rows, none, f->grid, &pr),
+                     CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, node_pod_rows, f->node1, none, &pr),
+                     CP_ENOTFOUND);
+}
+
 static void test_deploy_queue(void **state)
 {
     struct fixture *f = *state;
@@ -981,6 +1062,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instances_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_claim_race, setup,
