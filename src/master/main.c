@@ -108,7 +108,7 @@ int main(int argc, char **argv)
         .ping_interval_ms = m.cfg.ping_interval * 1000,
         .pong_timeout_ms = m.cfg.websocket_timeout * 1000,
         .clock_skew_ms = m.cfg.clock_skew * 1000,
-        .seen_flush_ms = 5000,
+        .seen_flush_ms = 10000,
         .stats_keep = 60,
     };
     m.agents = agents_new(&m, &ac);

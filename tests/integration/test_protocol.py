@@ -237,9 +237,9 @@ class TestAccept(ProtoCase):
                  "usage": {"container_seconds": 7}, "cpu": {"num_cores": 2},
                  "time": "2025-11-25T13:00:00Z"}
         a.notify("/nodes/stats", [node_id, stats])
-        # Stats are written in batches every 5 s (one transaction for all
+        # Stats are written in batches every 10 s (one transaction for all
         # nodes), so allow one flush interval and some.
-        deadline = time.monotonic() + 9
+        deadline = time.monotonic() + 14
         body = None
         while time.monotonic() < deadline:
             st, _, body = self.m.req("GET", "/v1/nodes/%s/alpha/stats" % grid,
