@@ -647,6 +647,13 @@ out:
     return rc;
 }
 
+int sqlx_write_row(struct store *st, const char *sql, const char *const *args,
+                   int n, int none)
+{
+    int changes = 0;
+    int rc = sqlx_write_args(st, sql, args, n, &changes);
+    return rc == 0 && changes == 0 ? none : rc;
+}
 
 static int sq_ping(struct store *st)
 {
@@ -1036,12 +1043,8 @@ static int sq_token_list_by_user(struct store *st, const char *user_id,
 
 static int sq_token_delete(struct store *st, const char *id)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st, "DELETE FROM access_tokens WHERE id=?", ARGS(id),
-                        &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(st, "DELETE FROM access_tokens WHERE id=?", ARGS(id),
+                          CP_ENOTFOUND);
 }
 
 static int sq_token_touch(struct store *st, const char *id, int64_t now)
@@ -1395,13 +1398,9 @@ static int sq_grid_user_add(struct store *st, const char *grid_id,
 static int sq_grid_user_remove(struct store *st, const char *grid_id,
                                const char *user_id)
 {
-    int changes = 0;
-    int rc =
-        sqlx_write_args(st, "DELETE FROM grid_users WHERE grid_id=? AND user_id=?",
-                   ARGS(grid_id, user_id), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(
+        st, "DELETE FROM grid_users WHERE grid_id=? AND user_id=?",
+        ARGS(grid_id, user_id), CP_ENOTFOUND);
 }
 
 static int sq_grid_users(struct store *st, const char *grid_id,

@@ -78,6 +78,10 @@ void sqlx_conn_put(struct sq_store *s, struct conn *c);
  * be NULL) gets the number of rows it changed. */
 int sqlx_write_args(struct store *st, const char *sql,
                     const char *const *args, int n, int *changes);
+/* sqlx_write_args for a write that must change a row: returns none (e.g.
+ * CP_ENOTFOUND or CP_ECONFLICT) when it changed nothing. */
+int sqlx_write_row(struct store *st, const char *sql, const char *const *args,
+                   int n, int none);
 
 #define CONN_OR_EIO(s, c)                                                      \
     struct conn *c = sqlx_conn_get(s);                                              \

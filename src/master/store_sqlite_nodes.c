@@ -249,14 +249,10 @@ out:
 
 int sqn_node_bind(struct store *st, const char *id, const char *node_id)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st,
-                             "UPDATE host_nodes SET node_id=?2 "
-                             "WHERE id=?1 AND node_id IS NULL",
-                             ARGS(id, node_id), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ECONFLICT;
-    return rc;
+    return sqlx_write_row(st,
+                          "UPDATE host_nodes SET node_id=?2 "
+                          "WHERE id=?1 AND node_id IS NULL",
+                          ARGS(id, node_id), CP_ECONFLICT);
 }
 
 int sqn_node_update(struct store *st, const struct store_node *n)
@@ -285,24 +281,16 @@ out:
 int sqn_node_set_token(struct store *st, const char *id, const char *hash,
                        const char *sealed)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st,
-                             "UPDATE host_nodes SET token_hash=?2, "
-                             "token_sealed=?3 WHERE id=?1",
-                             ARGS(id, hash, sealed), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(st,
+                          "UPDATE host_nodes SET token_hash=?2, "
+                          "token_sealed=?3 WHERE id=?1",
+                          ARGS(id, hash, sealed), CP_ENOTFOUND);
 }
 
 int sqn_node_delete(struct store *st, const char *id)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st, "DELETE FROM host_nodes WHERE id=?",
-                             ARGS(id), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(st, "DELETE FROM host_nodes WHERE id=?", ARGS(id),
+                          CP_ENOTFOUND);
 }
 
 int sqn_node_plug(struct store *st, const char *id, const char *master,

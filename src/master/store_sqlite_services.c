@@ -185,12 +185,8 @@ out:
 /* Instances and deploys go by ON DELETE CASCADE, inside the statement. */
 int sqs_service_delete(struct store *st, const char *id)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st, "DELETE FROM grid_services WHERE id=?",
-                             ARGS(id), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(st, "DELETE FROM grid_services WHERE id=?", ARGS(id),
+                          CP_ENOTFOUND);
 }
 
 /* ==== Instances ==== */
@@ -847,12 +843,8 @@ out:
 
 int sqs_container_delete(struct store *st, const char *container_id)
 {
-    int changes = 0;
-    int rc = sqlx_write_args(st, "DELETE FROM containers WHERE container_id=?",
-                             ARGS(container_id), &changes);
-    if (rc == 0 && changes == 0)
-        rc = CP_ENOTFOUND;
-    return rc;
+    return sqlx_write_row(st, "DELETE FROM containers WHERE container_id=?",
+                          ARGS(container_id), CP_ENOTFOUND);
 }
 
 /* The keep list travels as one JSON array parameter, so the whole cleanup
