@@ -38,6 +38,9 @@ enum api_flags {
     /* A cheap read: with an embedded store (local file, no network round
      * trip) it runs on the loop thread, saving two thread hand-offs. */
     API_FAST_READ = 1 << 8,
+    /* A read that the audit log records (the vault's plaintext read);
+     * mutating methods are always recorded. */
+    API_AUDIT_READ = 1 << 9,
 };
 
 #define API_MAX_PARAMS 4
