@@ -15,6 +15,7 @@
 #include "agents.h"
 #include "agent_calls.h"
 #include "deploy.h"
+#include "http.h"
 #include "nodes.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
@@ -1030,12 +1031,7 @@ void agents_upgrade(struct agents *a, h2o_req_t *req, const char *client_key)
     s->h_connected_at = req_header(req, PROTO_H_CONNECTED_AT);
     s->h_grid_token = req_header(req, PROTO_H_GRID_TOKEN);
     s->h_node_token = req_header(req, PROTO_H_NODE_TOKEN);
-    struct sockaddr_storage ss;
-    char ip[64] = "-";
-    if (req->conn->callbacks->get_peername(req->conn,
-                                           (struct sockaddr *)&ss) > 0)
-        h2o_socket_getnumerichost((struct sockaddr *)&ss, sizeof(ss), ip);
-    s->peer = cp_strdup(ip);
+    s->peer = http_client_ip(req, &a->m->cfg.proxies);
     s->next = a->all;
     if (a->all)
         a->all->prev = s;

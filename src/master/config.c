@@ -39,7 +39,9 @@ const char master_config_usage[] =
     "  --threads N          KONTENA_THREADS      store worker threads (4)\n"
     "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n"
     "  --inline-reads       KONTENA_INLINE_READS  cheap reads on the loop\n"
-    "                       with the embedded store (0: on the worker pool)\n";
+    "                       with the embedded store (0: on the worker pool)\n"
+    "  --trusted-proxies L  KONTENA_TRUSTED_PROXIES load balancers (IPs,\n"
+    "                       CIDRs) whose X-Forwarded-For/-Proto count\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -84,6 +86,8 @@ static const struct setting settings[] = {
     {"KONTENA_THREADS", "--threads", K_INT, OFF(threads), 1, 128},
     {"KONTENA_AUTH_CACHE_MS", "--auth-cache-ms", K_INT, OFF(auth_cache_ms),
      0, 60000},
+    {"KONTENA_TRUSTED_PROXIES", "--trusted-proxies", K_STR,
+     OFF(trusted_proxies), 0, 0},
     {"KONTENA_INLINE_READS", "--inline-reads", K_BOOL, OFF(inline_reads), 0,
      0},
 };
@@ -301,6 +305,8 @@ int master_config_parse(struct master_config *c, char *const *envp,
                  "INITIAL_ADMIN_CODE must be 6 to 256 characters long");
         goto out;
     }
+    if (proxy_list_parse(c->trusted_proxies, &c->proxies, err, errlen) != 0)
+        goto out;
     rc = 0;
 out:
     cp_free(db_url);
@@ -321,5 +327,7 @@ void master_config_release(struct master_config *c)
     cp_free(c->master_url);
     cp_free(c->server_name);
     cp_free(c->rack_env);
+    cp_free(c->trusted_proxies);
+    proxy_list_release(&c->proxies);
     memset(c, 0, sizeof(*c));
 }

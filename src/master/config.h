@@ -5,6 +5,7 @@
 #ifndef CP_MASTER_CONFIG_H
 #define CP_MASTER_CONFIG_H
 
+#include "proxy.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -42,6 +43,8 @@ struct master_config {
     int threads;                 /* KONTENA_THREADS: store worker threads */
     int auth_cache_ms;           /* KONTENA_AUTH_CACHE_MS, 0 = off */
     bool inline_reads;           /* KONTENA_INLINE_READS */
+    char *trusted_proxies;       /* KONTENA_TRUSTED_PROXIES, as given */
+    struct proxy_list proxies;   /* ... parsed */
 };
 
 /* Fills c from envp (NULL-terminated "K=V" strings) and argv. Returns 0,

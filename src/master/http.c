@@ -192,6 +192,46 @@ static char *peer_ip(h2o_req_t *req)
     return cp_strdup(buf);
 }
 
+/* A header by name (for those h2o has no token for), or NULL. */
+static char *header_named(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i < 0 ? NULL : dup_iov(req->headers.entries[i].value);
+}
+
+/* The client's address: the TCP peer, or what a trusted proxy forwarded
+ * (KONTENA_TRUSTED_PROXIES; see proxy.h). */
+char *http_client_ip(h2o_req_t *req, const struct proxy_list *proxies)
+{
+    char *peer = peer_ip(req);
+    if (proxies->len == 0)
+        return peer;
+    char *xff = header_named(req, "x-forwarded-for");
+    char *ip = proxy_client_ip(proxies, peer, xff);
+    cp_free(xff);
+    cp_free(peer);
+    return ip;
+}
+
+/* "scheme://authority" as the client addressed us. */
+static char *scheme_host(h2o_req_t *req, const struct proxy_list *proxies)
+{
+    const char *scheme = NULL;
+    if (proxies->len > 0) {
+        char *peer = peer_ip(req);
+        char *xfp = header_named(req, "x-forwarded-proto");
+        scheme = proxy_scheme(proxies, peer, xfp);
+        cp_free(xfp);
+        cp_free(peer);
+    }
+    if (scheme != NULL)
+        return cp_asprintf("%s://%.*s", scheme, (int)req->authority.len,
+                           req->authority.base);
+    return cp_asprintf("%.*s://%.*s", (int)req->scheme->name.len,
+                       req->scheme->name.base, (int)req->authority.len,
+                       req->authority.base);
+}
+
 static void on_req_dispose(void *p)
 {
     struct job_ref *ref = p;
@@ -500,7 +540,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct http_server *s = ((struct handler *)self)->server;
     struct master *m = s->m;
     int64_t started = cp_mono_ms();
-    char *peer = peer_ip(req);
+    char *peer = http_client_ip(req, &m->cfg.proxies);
     int status = 404;
 
     if (header_block_too_big(req, m->cfg.max_header)) {
@@ -572,10 +612,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     in->user_agent = header(req, H2O_TOKEN_USER_AGENT);
     in->peer_ip = peer;
     peer = NULL;
-    in->scheme_host = cp_asprintf("%.*s://%.*s", (int)req->scheme->name.len,
-                                  req->scheme->name.base,
-                                  (int)req->authority.len,
-                                  req->authority.base);
+    in->scheme_host = scheme_host(req, &m->cfg.proxies);
 
     if ((route->flags & API_FAST_READ) && m->store_is_local) {
         api_run(route, &job->in, &job->out);

@@ -14,6 +14,13 @@ struct http_server;
 
 /* Listens on cfg.bind:cfg.port. Returns NULL after logging why. */
 struct http_server *http_start(struct master *m);
+
+/* The client address of a request: the TCP peer, or the address a
+ * trusted proxy forwarded (KONTENA_TRUSTED_PROXIES). A new string. */
+struct st_h2o_req_t;
+struct proxy_list;
+char *http_client_ip(struct st_h2o_req_t *req,
+                     const struct proxy_list *proxies);
 /* Stops accepting; calls done on the loop once in-flight API calls have
  * finished (or after timeout_ms). */
 void http_shutdown(struct http_server *s, int timeout_ms,

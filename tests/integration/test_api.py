@@ -791,6 +791,42 @@ class TestRateLimit(unittest.TestCase):
         self.assertEqual(m.req("GET", "/v1/ping")[0], 200)
         self.assertEqual(m.req("GET", "/v1/user")[0], 403)
 
+    def login_from(self, m, xff):
+        return m.req("POST", "/oauth2/token",
+                     {"grant_type": "authorization_code", "code": "000000000000"},
+                     headers={"X-Forwarded-For": xff})
+
+    def test_forwarded_address_counts_only_from_trusted_proxies(self):
+        # Loopback is our "load balancer": the limit follows the client
+        # address it forwards, so one client cannot lock out the others.
+        m = kh.Master(env={"KONTENA_RATE_LIMIT_LOOPBACK": "1",
+                           "KONTENA_LOGIN_RATE_LIMIT": "3",
+                           "KONTENA_TRUSTED_PROXIES": "127.0.0.0/8, ::1"})
+        self.addCleanup(m.cleanup)
+        m.start()
+        a = [self.login_from(m, "198.51.100.7")[0] for _ in range(4)]
+        self.assertEqual(a, [404, 404, 404, 429])
+        # Another client behind the same proxy is not limited ...
+        self.assertEqual(self.login_from(m, "198.51.100.8")[0], 404)
+        # ... and a client cannot escape its limit by prepending entries.
+        self.assertEqual(self.login_from(m, "203.0.113.1, 198.51.100.7")[0], 429)
+        self.assertIn("198.51.100.7", m.stderr() + m.stdout())
+
+    def test_forwarded_address_ignored_from_others(self):
+        m = kh.Master(env={"KONTENA_RATE_LIMIT_LOOPBACK": "1",
+                           "KONTENA_LOGIN_RATE_LIMIT": "2",
+                           "KONTENA_TRUSTED_PROXIES": "10.0.0.0/8"})
+        self.addCleanup(m.cleanup)
+        m.start()
+        # Every request comes from 127.0.0.1 whatever the header says.
+        got = [self.login_from(m, "198.51.100.%d" % i)[0] for i in range(3)]
+        self.assertEqual(got, [404, 404, 429])
+
+    def test_bad_trusted_proxies_refused_at_start(self):
+        cp = kh.run_master_once([], env={"KONTENA_TRUSTED_PROXIES": "10.0.0.0/8, lb.local"})
+        self.assertNotEqual(cp.returncode, 0)
+        self.assertIn("KONTENA_TRUSTED_PROXIES: 'lb.local'", cp.stderr + cp.stdout)
+
     def test_loopback_exempt_by_default(self):
         m = kh.Master()
         self.addCleanup(m.cleanup)
