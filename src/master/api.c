@@ -24,6 +24,7 @@
 static const struct api_route routes[] = {
     {API_GET | API_HEAD, "/", api_root_get, API_PUBLIC | API_FAST_READ},
     {API_GET | API_HEAD, "/v1/ping", api_ping, API_PUBLIC | API_FAST_READ},
+    {API_GET, "/v1/master/status", api_master_status, 0},
     {API_POST, "/v1/auth", api_auth_legacy, API_PUBLIC},
     {API_POST, "/oauth2/token", api_oauth_token,
      API_PUBLIC | API_LOGIN | API_FORM_OK},

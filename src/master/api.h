@@ -156,6 +156,7 @@ bool api_has_role(const struct api_req *req, unsigned role);
 /* api_root.c */
 void api_root_get(struct api_req *req, struct api_res *res);
 void api_ping(struct api_req *req, struct api_res *res);
+void api_master_status(struct api_req *req, struct api_res *res);
 /* api_oauth.c */
 void api_oauth_token(struct api_req *req, struct api_res *res);
 void api_oauth_authorize(struct api_req *req, struct api_res *res);

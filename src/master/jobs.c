@@ -2,6 +2,7 @@
  * never overlaps itself.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "jobs.h"
+#include "leader.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/log.h"
@@ -9,8 +10,12 @@
 
 #include <string.h>
 
-#define SWEEP_EVERY_MS 60000
-#define STALE_AFTER_MS 60000
+/* Offline within a minute of a master's death: its nodes at the first
+ * sweep after its liveness lease runs out (TTL, 10 s), other silent
+ * nodes 50 s after their last pong was written (pings every 30 s,
+ * written every 10 s). */
+#define SWEEP_EVERY_MS 5000
+#define STALE_AFTER_MS 50000
 #define EXPIRE_EVERY_MS 600000
 
 struct job {
@@ -31,8 +36,9 @@ static void sweep_work(void *ctx)
     /* On the first run of a single-master store nothing but this process
      * can hold a socket: every other "connected" row is stale. */
     int64_t before = j->first ? now + 1 : now - STALE_AFTER_MS;
+    struct store_fence fence = leader_fence(j->m);
     j->rc = ST_CALL(j->m->store, nodes_sweep, before, now, j->m->master_id,
-                    &j->count);
+                    &fence, &j->count);
 }
 
 static void expire_work(void *ctx)
@@ -60,7 +66,8 @@ static void job_done(void *ctx)
 static void on_timer(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (j->running)
+    /* Both jobs are leader-only (spec 6). */
+    if (j->running || !leader_is(j->m))
         return;
     j->running = true;
     master_queue(j->m, j == &sweep_job ? sweep_work : expire_work, job_done,
@@ -80,7 +87,7 @@ static void start(struct job *j, struct master *m, uint64_t first,
 void jobs_start(struct master *m)
 {
     bool single = strncmp(m->cfg.store_url, "sqlite:", 7) == 0;
-    start(&sweep_job, m, single ? 0 : SWEEP_EVERY_MS, SWEEP_EVERY_MS);
+    start(&sweep_job, m, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
     sweep_job.first = single;
     start(&expire_job, m, 5000, EXPIRE_EVERY_MS);
 }

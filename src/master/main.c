@@ -6,6 +6,7 @@
 #include "deploy.h"
 #include "feed.h"
 #include "jobs.h"
+#include "leader.h"
 #include "http.h"
 #include "master.h"
 #include "../common/alloc.h"
@@ -50,6 +51,7 @@ static void on_signal(uv_signal_t *h, int signum)
                      "master is shutting down");
     jobs_stop(rt->m);
     deploy_stop(rt->m);
+    leader_stop(rt->m);
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
         master_release(&m);
         return 1;
     }
+    leader_start(&m);
     jobs_start(&m);
     deploy_start(&m);
     struct runtime rt = {.m = &m};

@@ -6,12 +6,15 @@
  * lag, or deploy_opts.interval. Stateful instances never move; they get
  * an error and an event instead. Every 5 min old deploys, logs and events
  * are pruned to bounded sizes.
- * Only the leader should reconcile once masters share a store; until the
- * HA leader lease lands, reconcile_is_leader() says yes.
+ * Only the leader reconciles and prunes (leader.h); a master that is not
+ * (or no longer) the leader skips the round. The deploys it queues are
+ * coalesced and claimed under leases, so a round that a losing leader
+ * finishes cannot deploy anything twice.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "deploy.h"
 #include "deploy_int.h"
 #include "deploy_rules.h"
+#include "leader.h"
 #include "pods_view.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
@@ -40,11 +43,9 @@ static struct {
     bool is_pruning;
 } rec;
 
-/* The hook for HA: true when this master should run the reconciler. */
 static bool reconcile_is_leader(struct master *m)
 {
-    CP_UNUSED(m);
-    return true;
+    return leader_is(m);
 }
 
 static int64_t grace_ms(const char *strategy)

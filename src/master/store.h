@@ -80,6 +80,14 @@ struct store_token {
     int64_t last_used_at;
 };
 
+/* The fence of a leader-only write: it is applied only while lease is
+ * held by holder and not expired, checked atomically with the write, so
+ * a master that lost the lease (paused, cut off) cannot act on it. */
+struct store_fence {
+    const char *lease;
+    const char *holder;
+};
+
 /* A grid (spec 3.2). The grid token is kept as a hash for agent lookup
  * and sealed (AES-256-GCM, see common/crypto.h) for showing to members.
  * settings holds the free-form parts: stats, default_affinity,
@@ -514,10 +522,15 @@ struct store_ops {
     /* Writes last_seen_at for many nodes in one transaction; each entry's
      * ok says whether its generation was still current. */
     int (*nodes_seen)(struct store *st, struct store_node_seen *v, size_t n);
-    /* Marks offline the connected nodes not seen since before, except
-     * those held by master except_master (may be NULL); *marked counts. */
+    /* Marks offline the connected nodes not seen since before, and those
+     * held by a master whose liveness lease ("master:<id>", see
+     * leader.h) is missing or expired at now, except those held by
+     * master except_master (may be NULL); *marked counts. Liveness leases
+     * expired for an hour are deleted. With a fence, nothing happens
+     * unless its lease is held (*marked is 0). */
     int (*nodes_sweep)(struct store *st, int64_t before, int64_t now,
-                       const char *except_master, int *marked);
+                       const char *except_master,
+                       const struct store_fence *fence, int *marked);
 
     /* ==== Services ==== */
     /* CP_ECONFLICT when the name is taken in the stack. The stack is named

@@ -147,7 +147,8 @@ int sqn_nodes_add_stats(struct store *st, const struct store_node_stats *v,
                         size_t n, int keep);
 int sqn_nodes_seen(struct store *st, struct store_node_seen *v, size_t n);
 int sqn_nodes_sweep(struct store *st, int64_t before, int64_t now,
-                    const char *except_master, int *marked);
+                    const char *except_master,
+                    const struct store_fence *fence, int *marked);
 
 /* ==== store_sqlite_services.c ==== */
 int sqs_service_create(struct store *st, const struct store_service *v);

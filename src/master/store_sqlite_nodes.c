@@ -492,25 +492,52 @@ out:
 }
 
 int sqn_nodes_sweep(struct store *st, int64_t before, int64_t now,
-                    const char *except_master, int *marked)
+                    const char *except_master,
+                    const struct store_fence *fence, int *marked)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
-    int rc = CP_EIO;
     *marked = 0;
+    int rc = sqlx_tx_begin(c);
+    if (rc != 0)
+        goto out;
     sqlite3_stmt *q = sqlx_prep(
         c, "UPDATE host_nodes SET connected=0, updated=0, disconnected_at=?2,"
-           " close_code=4030, close_reason='not seen (stale connection)', "
-           "conn_master=NULL WHERE connected=1 AND last_seen_at<?1 "
-           "AND (?3 IS NULL OR conn_master IS NULL OR conn_master<>?3)");
-    if (q == NULL)
-        goto out;
+           " close_code=4030, close_reason=CASE WHEN last_seen_at<?1 THEN "
+           "'not seen (stale connection)' ELSE 'its master stopped' END, "
+           "conn_master=NULL WHERE connected=1 "
+           "AND (last_seen_at<?1 OR conn_master IS NULL OR NOT EXISTS("
+           "SELECT 1 FROM leases WHERE name='master:'||host_nodes.conn_master"
+           " AND expires_at>?2)) "
+           "AND (?3 IS NULL OR conn_master IS NULL OR conn_master<>?3) "
+           "AND (?4 IS NULL OR EXISTS(SELECT 1 FROM leases WHERE name=?4 "
+           "AND holder=?5 AND expires_at>?2))");
+    if (q == NULL) {
+        rc = CP_EIO;
+        goto fail;
+    }
     sqlite3_bind_int64(q, 1, before);
     sqlite3_bind_int64(q, 2, now);
     sqlx_bind_str(q, 3, except_master);
-    rc = sqlx_run(c, q, "nodes sweep");
-    if (rc == 0)
-        *marked = sqlite3_changes(c->db);
+    sqlx_bind_str(q, 4, fence != NULL ? fence->lease : NULL);
+    sqlx_bind_str(q, 5, fence != NULL ? fence->holder : NULL);
+    if ((rc = sqlx_run(c, q, "nodes sweep")) != 0)
+        goto fail;
+    *marked = sqlite3_changes(c->db);
+    q = sqlx_prep(c, "DELETE FROM leases WHERE name LIKE 'master:%' "
+                     "AND expires_at<?1");
+    if (q == NULL) {
+        rc = CP_EIO;
+        goto fail;
+    }
+    sqlite3_bind_int64(q, 1, now - 3600 * 1000);
+    if ((rc = sqlx_run(c, q, "liveness leases cleanup")) != 0)
+        goto fail;
+    if ((rc = sqlx_tx_commit(c)) == 0)
+        goto out;
+fail:
+    *marked = 0;
+    sqlx_tx_rollback(c);
 out:
     sqlx_conn_put(s, c);
     return rc;

@@ -104,7 +104,31 @@ class TestRootAndHeaders(MasterCase):
         st, hdrs, body = self.m.req("GET", "/v1/ping")
         self.assertEqual(st, 200)
         self.assertJsonAnswer(hdrs, body, "ping")
-        self.assertEqual(body, {"message": "pong"})
+        self.assertEqual(body["message"], "pong")
+        self.assertEqual(sorted(body["master"]), ["id", "leader", "leader_id", "store"])
+        self.assertRegex(body["master"]["id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(body["master"]["store"], {"backend": "sqlite", "healthy": True})
+
+    def test_master_status_shows_this_master_leading(self):
+        # A lone master takes the leader lease at start-up.
+        deadline = time.monotonic() + 5
+        while True:
+            st, hdrs, body = self.m.req("GET", "/v1/master/status", token=self.admin)
+            self.assertEqual(st, 200, body)
+            if body["leader"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(body["leader"], body)
+        self.assertEqual(body["leader_id"], body["id"])
+        self.assertGreaterEqual(body["leader_changes"], 1)
+        self.assertIsInstance(body["leader_since"], int)
+        self.assertGreater(body["leader_lease_expires_at"], time.time() - 1)
+        self.assertEqual(body["store"]["backend"], "sqlite")
+        self.assertTrue(body["store"]["healthy"])
+        self.assertGreaterEqual(body["store"]["schema_version"], 4)
+        self.assertEqual(body["version"], hdrs["x-kontena-version"])
+        # Not without a token.
+        self.assertEqual(self.m.req("GET", "/v1/master/status")[0], 403)
 
     def test_every_answer_has_version_and_json(self):
         cases = [
