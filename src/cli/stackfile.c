@@ -491,19 +491,22 @@ static char *dir_of(const char *path)
 static char *read_bounded(const char *path, size_t max, size_t *len,
                           char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not hang the open; only regular files are
+     * read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "cannot read %s: %s", path,
-                 S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno));
+                 S_ISDIR(st.st_mode) ? "it is a directory"
+                                     : "not a regular file");
         close(fd);
         return NULL;
     }
-    if (S_ISREG(st.st_mode) && (size_t)st.st_size > max) {
+    if ((size_t)st.st_size > max) {
         snprintf(err, errlen,
                  "%s is %lld bytes: stack files are limited to %zu bytes",
                  path, (long long)st.st_size, max);
@@ -1107,12 +1110,12 @@ static json_t *read_depends(struct sf_ctx *c, const struct sf_doc *d,
             continue;
         const char *full = sf_join(c, d->dir, file);
         struct stat sb;
-        errno = 0;
-        if (stat(full, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int src = stat(full, &sb);
+        if (src != 0 || !S_ISREG(sb.st_mode)) {
             sf_err(c, st, sf_path(c, path, "stack"),
                    "cannot read %s: %s (stack registry references are not "
                    "supported: give a file)",
-                   full, errno != 0 ? strerror(errno) : "not a file");
+                   full, src != 0 ? strerror(errno) : "not a regular file");
             continue;
         }
         json_t *vars = json_object();

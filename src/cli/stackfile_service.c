@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SVC_MAX_INSTANCES 10000
 #define SVC_MAX_SERVICES 1000
@@ -268,6 +269,13 @@ static void read_env_file(struct svc_ctx *s, const struct sf_node *v,
     if (file == NULL)
         return;
     const char *full = sf_join(s->c, s->d->dir, file);
+    struct stat st;
+    int src = stat(full, &st);
+    if (src != 0 || !S_ISREG(st.st_mode)) {
+        sf_err(s->c, v, path, "cannot read %s: %s", full,
+               src != 0 ? strerror(errno) : "not a regular file");
+        return;
+    }
     FILE *f = fopen(full, "re");
     if (f == NULL) {
         sf_err(s->c, v, path, "cannot read %s: %s", full, strerror(errno));
