@@ -232,23 +232,23 @@ static int read_stack(struct reader *r, const char *file, const char *text,
     return 0;
 }
 
-/* The overrides of --values-from then -v (new object), or NULL after a
- * usage error. */
-static json_t *read_values(struct cli *cli, const struct args *a)
+/* The overrides of --values-from then -v (new object), or NULL after
+ * printing the error, with the exit code in *code. */
+static json_t *read_values(struct cli *cli, const struct args *a, int *code)
 {
     json_t *values = json_object();
     char why[512];
     if (args_has(a, "values-from") &&
         stackfile_values_file(values, args_get(a, "values-from"), why,
                               sizeof(why)) != 0) {
-        cli_fail(cli, "cannot read --values-from: %s", why);
+        *code = cli_fail(cli, "cannot read --values-from: %s", why);
         json_decref(values);
         return NULL;
     }
     for (size_t i = 0; i < args_count(a, "var"); i++) {
         if (stackfile_value_arg(values, args_at(a, "var", i), why,
                                 sizeof(why)) != 0) {
-            cli_usage(cli, "%s", why);
+            *code = cli_usage(cli, "%s", why);
             json_decref(values);
             return NULL;
         }
@@ -658,9 +658,10 @@ static int install_begin(struct cli *cli, const struct args *a,
     in->is_deploy = !args_has(a, "no-deploy");
     if (parse_timeout(cli, a, STACK_DEPLOY_TIMEOUT_S, &in->timeout) != 0)
         return 2;
-    *values = read_values(cli, a);
+    int code = 2;
+    *values = read_values(cli, a, &code);
     if (*values == NULL)
-        return 2;
+        return code;
     in->c = cli_connect(cli);
     in->grid = in->c != NULL ? cli_grid(cli) : NULL;
     if (in->grid == NULL) {
@@ -769,9 +770,10 @@ static int validate_file(struct cli *cli, struct reader *r, struct chain *ch,
 
 static int run_validate(struct cli *cli, const struct args *a)
 {
-    json_t *values = read_values(cli, a);
+    int code = 2;
+    json_t *values = read_values(cli, a, &code);
     if (values == NULL)
-        return 2;
+        return code;
     struct reader r = {0};
     r.cli = cli;
     r.grid = quiet_grid(cli);
@@ -795,6 +797,8 @@ static int run_validate(struct cli *cli, const struct args *a)
                     rc = cli_fail(cli, "cannot render the stack as YAML");
                     break;
                 }
+                if (json_array_size(out) > 1)
+                    fputs("---\n", stdout);
                 fputs(y, stdout);
                 cp_free(y);
             }
