@@ -55,8 +55,8 @@ static char *stack_path(const char *grid, const char *name, const char *suffix)
 {
     char *g = client_escape(grid);
     char *n = client_escape(name);
-    char *p = cp_asprintf("/v1/stacks/%s/%s%s", g, n,
-                          suffix != NULL ? suffix : "");
+    char *p =
+        cp_asprintf("/v1/stacks/%s/%s%s", g, n, suffix != NULL ? suffix : "");
     cp_free(n);
     cp_free(g);
     return p;
@@ -122,8 +122,7 @@ static int parse_timeout(struct cli *cli, const struct args *a, long long dflt,
         return 0;
     const char *v = args_get(a, "timeout");
     if (cp_parse_int(v, 1, 86400, out) != 0)
-        return cli_usage(cli, "--timeout must be seconds 1-86400, not '%s'",
-                         v);
+        return cli_usage(cli, "--timeout must be seconds 1-86400, not '%s'", v);
     return 0;
 }
 
@@ -284,8 +283,7 @@ static int chain_push(struct cli *cli, struct chain *ch, const char *file)
         snprintf(real, sizeof(real), "%s", file);
     for (size_t i = 0; i < ch->n; i++) {
         if (strcmp(ch->files[i], real) == 0)
-            return cli_fail(cli, "depends loops: %s depends on itself",
-                            file);
+            return cli_fail(cli, "depends loops: %s depends on itself", file);
     }
     if (ch->n >= STACKFILE_MAX_CHAIN)
         return cli_fail(cli, "depends nests deeper than %d stacks at %s",
@@ -401,8 +399,8 @@ static int deploy_stack(struct cli *cli, struct client *c, const char *grid,
                         const char *name, bool no_wait, long long timeout_s)
 {
     json_t *empty = json_object();
-    json_t *d = stack_call(cli, c, "POST", grid, name, "/deploy", empty,
-                           "deploy");
+    json_t *d =
+        stack_call(cli, c, "POST", grid, name, "/deploy", empty, "deploy");
     json_decref(empty);
     if (d == NULL)
         return 1;
@@ -420,8 +418,9 @@ static int deploy_stack(struct cli *cli, struct client *c, const char *grid,
     char *suffix = NULL;
     json_t *prev = json_object();
     if (id == NULL || *id == '\0') {
-        cli_fail(cli, "cannot deploy stack %s: the master answered without "
-                      "a deploy id",
+        cli_fail(cli,
+                 "cannot deploy stack %s: the master answered without "
+                 "a deploy id",
                  name);
         goto out;
     }
@@ -490,12 +489,10 @@ struct install {
     struct chain chain;
 };
 
-static int install_file(struct install *in, const char *file,
-                        const char *name, const char *parent,
-                        const json_t *values);
-static int upgrade_stack(struct install *in, const char *name,
-                         const char *file, const json_t *values,
-                         const json_t *existing);
+static int install_file(struct install *in, const char *file, const char *name,
+                        const char *parent, const json_t *values);
+static int upgrade_stack(struct install *in, const char *name, const char *file,
+                         const json_t *values, const json_t *existing);
 
 /* Installs or upgrades each child of sf (children first). */
 static int install_children(struct install *in, const struct stackfile *sf,
@@ -533,9 +530,8 @@ static int install_children(struct install *in, const struct stackfile *sf,
     return 0;
 }
 
-static int install_file(struct install *in, const char *file,
-                        const char *name, const char *parent,
-                        const json_t *values)
+static int install_file(struct install *in, const char *file, const char *name,
+                        const char *parent, const json_t *values)
 {
     struct stackfile sf;
     if (chain_push(in->cli, &in->chain, file) != 0)
@@ -563,9 +559,9 @@ static int install_file(struct install *in, const char *file,
     json_decref(created);
     printf("created stack %s\n", sname);
     fflush(stdout);
-    rc = in->is_deploy ? deploy_stack(in->cli, in->c, in->grid, sname, false,
-                                      in->timeout)
-                       : 0;
+    rc = in->is_deploy
+             ? deploy_stack(in->cli, in->c, in->grid, sname, false, in->timeout)
+             : 0;
 out:
     stackfile_release(&sf);
     chain_pop(&in->chain);
@@ -574,9 +570,8 @@ out:
 
 /* PUTs a new revision of stack name from file (or, when file is NULL,
  * from the stored source of existing) and deploys it. */
-static int upgrade_stack(struct install *in, const char *name,
-                         const char *file, const json_t *values,
-                         const json_t *existing)
+static int upgrade_stack(struct install *in, const char *name, const char *file,
+                         const json_t *values, const json_t *existing)
 {
     struct stackfile sf;
     memset(&sf, 0, sizeof(sf));
@@ -612,8 +607,7 @@ static int upgrade_stack(struct install *in, const char *name,
         goto out;
     const char *old = cp_json_str(existing, "stack");
     const char *now = cp_json_str(sf.body, "stack");
-    if (old != NULL && now != NULL && strcmp(old, now) != 0 &&
-        !in->is_force) {
+    if (old != NULL && now != NULL && strcmp(old, now) != 0 && !in->is_force) {
         rc = cli_fail(in->cli,
                       "stack %s was installed from %s, not %s: use --force "
                       "to replace it",
@@ -635,9 +629,9 @@ static int upgrade_stack(struct install *in, const char *name,
            cp_json_int(r, "revision", 0));
     fflush(stdout);
     json_decref(r);
-    rc = in->is_deploy ? deploy_stack(in->cli, in->c, in->grid, name, false,
-                                      in->timeout)
-                       : 0;
+    rc = in->is_deploy
+             ? deploy_stack(in->cli, in->c, in->grid, name, false, in->timeout)
+             : 0;
 out:
     if (file != NULL)
         chain_pop(&in->chain);
@@ -650,8 +644,7 @@ out_nochain:
 
 /* Shared set-up of install and upgrade. */
 static int install_begin(struct cli *cli, const struct args *a,
-                         struct install *in, struct reader *r,
-                         json_t **values)
+                         struct install *in, struct reader *r, json_t **values)
 {
     memset(in, 0, sizeof(*in));
     memset(r, 0, sizeof(*r));
@@ -739,9 +732,8 @@ static json_t *display_body(const json_t *body)
 }
 
 static int validate_file(struct cli *cli, struct reader *r, struct chain *ch,
-                         const char *file, const char *name,
-                         const char *parent, const json_t *values,
-                         json_t *out)
+                         const char *file, const char *name, const char *parent,
+                         const json_t *values, json_t *out)
 {
     struct stackfile sf;
     if (chain_push(cli, ch, file) != 0)
@@ -759,9 +751,8 @@ static int validate_file(struct cli *cli, struct reader *r, struct chain *ch,
             if (crc != 0)
                 rc = crc;
         }
-        json_array_append_new(out, cli->is_json
-                                       ? json_incref(sf.body)
-                                       : display_body(sf.body));
+        json_array_append_new(out, cli->is_json ? json_incref(sf.body)
+                                                : display_body(sf.body));
     }
     stackfile_release(&sf);
     chain_pop(ch);
@@ -837,8 +828,8 @@ static int run_deploy(struct cli *cli, const struct args *a)
         return 2;
     if (begin(cli, &c, &grid) != 0)
         return 1;
-    int rc = deploy_stack(cli, c, grid, a->pos[0], args_has(a, "no-wait"),
-                          timeout);
+    int rc =
+        deploy_stack(cli, c, grid, a->pos[0], args_has(a, "no-wait"), timeout);
     client_free(c);
     return rc;
 }
@@ -887,9 +878,8 @@ static int run_ls(struct cli *cli, const struct args *a)
         json_decref(resp);
         return 0;
     }
-    static const char *const hdr[] = {"name",     "stack",  "revision",
-                                      "services", "state",  "exposed",
-                                      "labels"};
+    static const char *const hdr[] = {
+        "name", "stack", "revision", "services", "state", "exposed", "labels"};
     struct table *t = table_new(7, hdr);
     size_t i;
     json_t *s;
@@ -900,8 +890,8 @@ static int run_ls(struct cli *cli, const struct args *a)
         char *sv = cp_asprintf("%s:%s", stack != NULL ? stack : "-",
                                version != NULL ? version : "-");
         char *rev = cp_asprintf("%lld", cp_json_int(s, "revision", 0));
-        char *nsvc = cp_asprintf(
-            "%zu", json_array_size(json_object_get(s, "services")));
+        char *nsvc =
+            cp_asprintf("%zu", json_array_size(json_object_get(s, "services")));
         char *labels = join_labels(json_object_get(s, "labels"));
         const char *expose = cp_json_str(s, "expose");
         const char *state = cp_json_str(s, "state");
@@ -953,17 +943,17 @@ static int run_show(struct cli *cli, const struct args *a)
                                          "expose",     "labels"};
     for (size_t i = 0; i < CP_ARRAY_LEN(fields); i++)
         show_field(fields[i], json_object_get(s, fields[i]));
-    show_field("parent",
-               json_object_get(json_object_get(s, "parent"), "name"));
+    show_field("parent", json_object_get(json_object_get(s, "parent"), "name"));
     const json_t *children = json_object_get(s, "children");
     if (json_array_size(children) > 0) {
         printf("  children:\n");
         size_t i;
         json_t *ch;
         json_array_foreach(children, i, ch)
-        printf("    - %s\n", cp_json_str(ch, "name") != NULL
-                                 ? cp_json_str(ch, "name")
-                                 : "-");
+        {
+            const char *cn = cp_json_str(ch, "name");
+            printf("    - %s\n", cn != NULL ? cn : "-");
+        }
     }
     printf("  services:\n");
     size_t i;
@@ -985,8 +975,7 @@ static int run_show(struct cli *cli, const struct args *a)
                    cp_json_int(counts, "running", 0),
                    cp_json_int(counts, "total", 0));
         else
-            printf("      instances: %lld\n",
-                   cp_json_int(svc, "instances", 0));
+            printf("      instances: %lld\n", cp_json_int(svc, "instances", 0));
     }
     json_decref(s);
     return 0;
@@ -998,17 +987,16 @@ static int run_inspect(struct cli *cli, const struct args *a)
     const char *grid;
     if (begin(cli, &c, &grid) != 0)
         return 1;
-    json_t *s = stack_call(cli, c, "GET", grid, a->pos[0], "", NULL,
-                           "inspect");
+    json_t *s = stack_call(cli, c, "GET", grid, a->pos[0], "", NULL, "inspect");
     client_free(c);
     if (s == NULL)
         return 1;
     int rc = 0;
     if (args_has(a, "values")) {
         const json_t *vars = json_object_get(s, "variables");
-        json_t *shown = json_is_object(vars) ? json_incref((json_t *)(
-                                                   uintptr_t)vars)
-                                             : json_object();
+        json_t *shown = json_is_object(vars)
+                            ? json_incref((json_t *)(uintptr_t)vars)
+                            : json_object();
         if (cli->is_json) {
             output_json(shown, stdout);
         } else {
@@ -1035,8 +1023,7 @@ static int run_inspect(struct cli *cli, const struct args *a)
 
 /* ==== logs, events, stop, restart, remove ==== */
 
-static int logs_or_events(struct cli *cli, const struct args *a,
-                          bool is_events)
+static int logs_or_events(struct cli *cli, const struct args *a, bool is_events)
 {
     struct cp_buf q;
     cp_buf_init(&q, 64 * 1024);
@@ -1155,8 +1142,7 @@ static int run_rm(struct cli *cli, const struct args *a)
             break;
         }
         if (grc != 0) {
-            char *w = cp_asprintf("cannot check the removal of stack %s",
-                                  name);
+            char *w = cp_asprintf("cannot check the removal of stack %s", name);
             print_api_error(cli, c, w);
             cp_free(w);
             break;
@@ -1275,12 +1261,16 @@ static int run_label_rm(struct cli *cli, const struct args *a)
 
 #define STACK_OPT_VALUES                                                       \
     {"var", 'v', ARGS_MULTI, "NAME=VALUE", "set a variable"},                  \
-        {"values-from", 0, ARGS_VALUE, "FILE",                                 \
-         "read variable values from a YAML file"}
+    {                                                                          \
+        "values-from", 0, ARGS_VALUE, "FILE",                                  \
+            "read variable values from a YAML file"                            \
+    }
 
 #define STACK_OPT_TIMEOUT                                                      \
-    {"timeout", 0, ARGS_VALUE, "SECONDS",                                      \
-     "how long to wait for the deploy (default 600)"}
+    {                                                                          \
+        "timeout", 0, ARGS_VALUE, "SECONDS",                                   \
+            "how long to wait for the deploy (default 600)"                    \
+    }
 
 static const struct args_opt install_opts[] = {
     {"name", 'n', ARGS_VALUE, "NAME", "stack name (default: from the file)"},
@@ -1291,8 +1281,9 @@ static const struct args_opt install_opts[] = {
     {0}};
 static const struct args_opt upgrade_opts[] = {
     {"no-deploy", 0, ARGS_FLAG, NULL, "upgrade without deploying"},
-    {"force", 0, ARGS_FLAG, NULL, "replace a stack installed from another "
-                                  "stack file"},
+    {"force", 0, ARGS_FLAG, NULL,
+     "replace a stack installed from another "
+     "stack file"},
     STACK_OPT_VALUES,
     STACK_OPT_TIMEOUT,
     CLI_OPT_OUTPUT,
@@ -1330,8 +1321,8 @@ static const struct cli_cmd cmd_stack_label[] = {
      1, 1, run_label_ls, NULL},
     {"add", NULL, "STACK LABEL...", "add labels to a stack", no_opts, 2, -1,
      run_label_add, NULL},
-    {"remove", "rm", "STACK LABEL...", "remove labels from a stack", no_opts,
-     2, -1, run_label_rm, NULL},
+    {"remove", "rm", "STACK LABEL...", "remove labels from a stack", no_opts, 2,
+     -1, run_label_rm, NULL},
     {0}};
 
 const struct cli_cmd cmd_stack[] = {
@@ -1352,12 +1343,12 @@ const struct cli_cmd cmd_stack[] = {
      run_inspect, NULL},
     {"logs", NULL, "STACK [options]", "show the logs of a stack's services",
      logs_opts, 1, 1, run_logs, NULL},
-    {"events", NULL, "STACK [options]", "show the events of a stack",
-     logs_opts, 1, 1, run_events, NULL},
+    {"events", NULL, "STACK [options]", "show the events of a stack", logs_opts,
+     1, 1, run_events, NULL},
     {"stop", NULL, "STACK", "stop the services of a stack", no_opts, 1, 1,
      run_stop, NULL},
-    {"restart", NULL, "STACK", "restart the services of a stack", no_opts, 1,
-     1, run_restart, NULL},
+    {"restart", NULL, "STACK", "restart the services of a stack", no_opts, 1, 1,
+     run_restart, NULL},
     {"remove", "rm", "STACK [options]", "remove a stack and its services",
      rm_opts, 1, 1, run_rm, NULL},
     {"validate", NULL, "[FILE] [options]",

@@ -136,8 +136,8 @@ static const char *kind_name(const struct sf_node *n)
     return "?";
 }
 
-bool sf_check_keys(struct sf_ctx *c, const struct sf_node *m,
-                   const char *path, const char *const *allowed)
+bool sf_check_keys(struct sf_ctx *c, const struct sf_node *m, const char *path,
+                   const char *const *allowed)
 {
     if (m == NULL || m->kind != SF_MAP) {
         sf_err(c, m, path, "must be a map, not %s",
@@ -294,8 +294,8 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
     if (ok && b.len + c->interpolated > SF_MAX_INTERPOLATED)
         ok = false;
     if (!ok) {
-        if (b.len >= SF_MAX_SCALAR || b.len + c->interpolated >
-                                          SF_MAX_INTERPOLATED)
+        if (b.len >= SF_MAX_SCALAR ||
+            b.len + c->interpolated > SF_MAX_INTERPOLATED)
             sf_err(c, n, path, "too long once variables are put in");
         cp_buf_release(&b);
         return NULL;
@@ -408,8 +408,8 @@ int sf_real(struct sf_ctx *c, const struct sf_node *n, const char *path,
     if (s == NULL)
         return CP_EINVAL;
     if (!parse_real(s, out) || *out < min || *out > max) {
-        sf_err(c, n, path, "must be a number from %g to %g, not '%s'", min,
-               max, s);
+        sf_err(c, n, path, "must be a number from %g to %g, not '%s'", min, max,
+               s);
         return CP_EINVAL;
     }
     return 0;
@@ -443,8 +443,7 @@ json_t *sf_scalar_json(struct sf_ctx *c, const struct sf_node *n,
     return json_string(s);
 }
 
-json_t *sf_str_list(struct sf_ctx *c, const struct sf_node *n,
-                    const char *path)
+json_t *sf_str_list(struct sf_ctx *c, const struct sf_node *n, const char *path)
 {
     if (sf_is_null(n))
         return json_array();
@@ -488,8 +487,8 @@ static char *dir_of(const char *path)
 }
 
 /* Reads at most max bytes of path; NULL with the reason in err. */
-static char *read_bounded(const char *path, size_t max, size_t *len,
-                          char *err, size_t errlen)
+static char *read_bounded(const char *path, size_t max, size_t *len, char *err,
+                          size_t errlen)
 {
     /* O_NONBLOCK: a FIFO must not hang the open; only regular files are
      * read. */
@@ -508,8 +507,8 @@ static char *read_bounded(const char *path, size_t max, size_t *len,
     }
     if ((size_t)st.st_size > max) {
         snprintf(err, errlen,
-                 "%s is %lld bytes: stack files are limited to %zu bytes",
-                 path, (long long)st.st_size, max);
+                 "%s is %lld bytes: stack files are limited to %zu bytes", path,
+                 (long long)st.st_size, max);
         close(fd);
         return NULL;
     }
@@ -520,8 +519,7 @@ static char *read_bounded(const char *path, size_t max, size_t *len,
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            snprintf(err, errlen, "cannot read %s: %s", path,
-                     strerror(errno));
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
             goto fail;
         }
         if (r == 0)
@@ -658,8 +656,7 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
             (vd->max_len > 0 && len > vd->max_len)) {
             sf_err(c, at, vd->path,
                    "%s must be %lld to %lld characters long, not %lld", what,
-                   vd->min_len, vd->max_len > 0 ? vd->max_len : LLONG_MAX,
-                   len);
+                   vd->min_len, vd->max_len > 0 ? vd->max_len : LLONG_MAX, len);
             break;
         }
         out = json_string(t);
@@ -727,21 +724,19 @@ static json_t *from_source(struct sf_ctx *c, const struct var_def *vd,
     const char *path = sf_path(c, sf_path(c, vd->path, "from"), src);
     const struct stackfile_opts *o = c->o;
     if (strcmp(src, "env") == 0) {
-        const char *name = arg != NULL && !sf_is_null(arg)
-                               ? sf_str(c, arg, path)
-                               : vd->name;
+        const char *name =
+            arg != NULL && !sf_is_null(arg) ? sf_str(c, arg, path) : vd->name;
         if (name == NULL) {
             *is_err = true;
             return NULL;
         }
-        const char *v = o->getenv_fn != NULL ? o->getenv_fn(o->ud, name)
-                                             : getenv(name);
+        const char *v =
+            o->getenv_fn != NULL ? o->getenv_fn(o->ud, name) : getenv(name);
         return v != NULL ? json_string(v) : NULL;
     }
     if (strcmp(src, "vault") == 0) {
-        const char *name = arg != NULL && !sf_is_null(arg)
-                               ? sf_str(c, arg, path)
-                               : vd->name;
+        const char *name =
+            arg != NULL && !sf_is_null(arg) ? sf_str(c, arg, path) : vd->name;
         if (name == NULL) {
             *is_err = true;
             return NULL;
@@ -798,8 +793,7 @@ static json_t *from_source(struct sf_ctx *c, const struct var_def *vd,
         if (text == NULL || *text == '\0')
             text = vd->name;
         char *value = NULL;
-        if (o->prompt_fn == NULL ||
-            o->prompt_fn(o->ud, text, &value) != 0) {
+        if (o->prompt_fn == NULL || o->prompt_fn(o->ud, text, &value) != 0) {
             sf_err(c, arg, path,
                    "variable %s needs an answer to '%s' but stdin is not a "
                    "terminal: give it with -v %s=VALUE or --values-from FILE",
@@ -818,9 +812,9 @@ static json_t *from_source(struct sf_ctx *c, const struct var_def *vd,
 }
 
 static const char *const var_keys[] = {
-    "type",       "default",    "value",   "required", "description",
-    "label",      "min",        "max",     "min_length", "max_length",
-    "options",    "from",       NULL};
+    "type",    "default", "value", "required",   "description",
+    "label",   "min",     "max",   "min_length", "max_length",
+    "options", "from",    NULL};
 
 /* Reads the definition of one variable into vd; false after reporting. */
 static bool var_def_read(struct sf_ctx *c, struct var_def *vd)
@@ -902,9 +896,8 @@ static void resolve_var(struct sf_ctx *c, const char *name,
     }
     json_t *v = NULL;
     bool is_err = false;
-    const json_t *ov = c->o->values != NULL
-                           ? json_object_get(c->o->values, name)
-                           : NULL;
+    const json_t *ov =
+        c->o->values != NULL ? json_object_get(c->o->values, name) : NULL;
     if (ov != NULL && !json_is_null(ov)) {
         v = coerce(c, &vd, json_deep_copy(ov), key, "the given value");
         is_err = v == NULL;
@@ -953,8 +946,8 @@ static void resolve_var(struct sf_ctx *c, const char *name,
     }
     bool is_required = true;
     const struct sf_node *req = sf_get(n, "required");
-    if (req != NULL && sf_bool(c, req, sf_path(c, path, "required"),
-                               &is_required) != 0)
+    if (req != NULL &&
+        sf_bool(c, req, sf_path(c, path, "required"), &is_required) != 0)
         is_err = true;
     if (v == NULL && !is_err && is_required)
         sf_err(c, key, path,
@@ -1059,8 +1052,8 @@ static json_t *read_volumes(struct sf_ctx *c, const struct sf_node *vols)
             static const char *const ekeys[] = {"name", NULL};
             if (!sf_check_keys(c, ext, ext_path, ekeys))
                 continue;
-            ext_name = sf_str(c, sf_get(ext, "name"),
-                              sf_path(c, ext_path, "name"));
+            ext_name =
+                sf_str(c, sf_get(ext, "name"), sf_path(c, ext_path, "name"));
             if (ext_name == NULL)
                 continue;
         } else if (sf_bool(c, ext, ext_path, &is_ext) != 0) {
@@ -1071,8 +1064,8 @@ static json_t *read_volumes(struct sf_ctx *c, const struct sf_node *vols)
                    "with kontena volume create)");
             continue;
         }
-        json_array_append_new(out, json_pack("{s:s, s:s}", "name", name,
-                                             "external", ext_name));
+        json_array_append_new(
+            out, json_pack("{s:s, s:s}", "name", name, "external", ext_name));
     }
     return out;
 }
@@ -1100,9 +1093,8 @@ static json_t *read_depends(struct sf_ctx *c, const struct sf_doc *d,
         if (!sf_check_keys(c, v, path, keys))
             continue;
         const struct sf_node *st = sf_get(v, "stack");
-        const char *file = st != NULL
-                               ? sf_str(c, st, sf_path(c, path, "stack"))
-                               : NULL;
+        const char *file =
+            st != NULL ? sf_str(c, st, sf_path(c, path, "stack")) : NULL;
         if (st == NULL)
             sf_err(c, deps->keys[i], sf_path(c, path, "stack"),
                    "is required: the child's stack file");
@@ -1123,8 +1115,7 @@ static json_t *read_depends(struct sf_ctx *c, const struct sf_doc *d,
         const char *vpath = sf_path(c, path, "variables");
         if (!sf_is_null(vn) && vn->kind != SF_MAP)
             sf_err(c, vn, vpath, "must be a map of values");
-        for (size_t k = 0; vn != NULL && vn->kind == SF_MAP && k < vn->n;
-             k++) {
+        for (size_t k = 0; vn != NULL && vn->kind == SF_MAP && k < vn->n; k++) {
             json_t *j = sf_scalar_json(c, vn->items[k],
                                        sf_path(c, vpath, vn->keys[k]->text));
             if (j != NULL)
@@ -1141,9 +1132,9 @@ static json_t *read_depends(struct sf_ctx *c, const struct sf_doc *d,
     return out;
 }
 
-static const char *const top_keys[] = {
-    "stack",    "version", "description", "expose", "variables",
-    "services", "volumes", "depends",     NULL};
+static const char *const top_keys[] = {"stack",   "version",   "description",
+                                       "expose",  "variables", "services",
+                                       "volumes", "depends",   NULL};
 
 static void check_top_keys(struct sf_ctx *c, const struct sf_node *root)
 {
@@ -1164,8 +1155,9 @@ static void build(struct sf_ctx *c, struct sf_doc *d)
 {
     const struct sf_node *root = d->root;
     if (root->kind != SF_MAP) {
-        sf_err(c, root, "", "a stack file must be a map with stack: and "
-                            "services:");
+        sf_err(c, root, "",
+               "a stack file must be a map with stack: and "
+               "services:");
         return;
     }
     check_top_keys(c, root);
@@ -1245,16 +1237,15 @@ static void build(struct sf_ctx *c, struct sf_doc *d)
         json_object_set_new(meta, "description", json_string(desc));
     json_t *body = json_object();
     json_object_set_new(body, "name", json_string(c->stack_name));
-    json_object_set_new(body, "stack", full != NULL ? json_string(full)
-                                                    : json_null());
+    json_object_set_new(body, "stack",
+                        full != NULL ? json_string(full) : json_null());
     json_object_set_new(body, "version", json_string(version));
     json_object_set_new(body, "registry", json_string("file://"));
-    json_object_set_new(body, "source",
-                        json_stringn_nocheck(d->text, d->len));
+    json_object_set_new(body, "source", json_stringn_nocheck(d->text, d->len));
     json_object_set_new(body, "variables", vars);
-    json_object_set_new(body, "expose", expose != NULL && *expose != '\0'
-                                            ? json_string(expose)
-                                            : json_null());
+    json_object_set_new(body, "expose",
+                        expose != NULL && *expose != '\0' ? json_string(expose)
+                                                          : json_null());
     json_object_set_new(body, "labels", json_array());
     json_object_set_new(body, "metadata", meta);
     json_object_set_new(body, "parent",

@@ -55,8 +55,8 @@ struct stackfile_opts {
      * gives the directory relative paths start from. */
     const char *text;
     size_t text_len;
-    stackfile_env_fn *getenv_fn; /* NULL: getenv(3) */
-    stackfile_vault_fn *vault_fn; /* NULL: vault sources are an error */
+    stackfile_env_fn *getenv_fn;    /* NULL: getenv(3) */
+    stackfile_vault_fn *vault_fn;   /* NULL: vault sources are an error */
     stackfile_prompt_fn *prompt_fn; /* NULL: prompts are an error */
     void *ud;
 };
@@ -93,8 +93,7 @@ json_t *stackfile_shell_split(const char *s, char *err, size_t errlen);
 
 /* Parses "k=v" overrides of -v into obj (later ones win); returns 0 or
  * CP_EINVAL with the reason in err. */
-int stackfile_value_arg(json_t *obj, const char *kv, char *err,
-                        size_t errlen);
+int stackfile_value_arg(json_t *obj, const char *kv, char *err, size_t errlen);
 
 /* Reads a --values-from YAML file (a map of names to scalars) into obj;
  * returns 0 or CP_EINVAL with the reason in err. */

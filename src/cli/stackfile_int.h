@@ -43,7 +43,7 @@ struct sf_doc {
 /* One resolved variable. */
 struct sf_var {
     char *name;
-    json_t *value; /* typed: string, integer or boolean; NULL: unset */
+    json_t *value;  /* typed: string, integer or boolean; NULL: unset */
     bool is_secret; /* came from the vault: not stored in "variables" */
 };
 
@@ -51,14 +51,14 @@ struct sf_var {
 struct sf_ctx {
     const struct stackfile_opts *o;
     struct stackfile *sf;
-    struct sf_doc *docs;     /* every file read, freed at the end */
-    char **pool;             /* strings freed at the end */
+    struct sf_doc *docs; /* every file read, freed at the end */
+    char **pool;         /* strings freed at the end */
     size_t npool, cappool;
     struct sf_var *vars;
     size_t nvars;
-    const char *main_file;   /* for errors without a node */
-    const char *stack_name;  /* ${STACK} */
-    size_t interpolated;     /* bytes made by interpolation (bounded) */
+    const char *main_file;         /* for errors without a node */
+    const char *stack_name;        /* ${STACK} */
+    size_t interpolated;           /* bytes made by interpolation (bounded) */
     const struct sf_node *volumes; /* the top-level volumes map or NULL */
 };
 
@@ -91,13 +91,12 @@ const struct sf_node *sf_get(const struct sf_node *m, const char *key);
 bool sf_is_null(const struct sf_node *n);
 /* Reports every key of map m not in the NULL-terminated allowed list;
  * false when m is not a map (reported too). */
-bool sf_check_keys(struct sf_ctx *c, const struct sf_node *m,
-                   const char *path, const char *const *allowed);
+bool sf_check_keys(struct sf_ctx *c, const struct sf_node *m, const char *path,
+                   const char *const *allowed);
 
 /* Interpolated scalar text (kept), or NULL after reporting (not a scalar,
  * unknown variable). */
-const char *sf_str(struct sf_ctx *c, const struct sf_node *n,
-                   const char *path);
+const char *sf_str(struct sf_ctx *c, const struct sf_node *n, const char *path);
 /* Typed readers: 0, or CP_EINVAL after reporting. */
 int sf_int(struct sf_ctx *c, const struct sf_node *n, const char *path,
            long long min, long long max, long long *out);

@@ -25,14 +25,23 @@
  * field the file leaves out is sent as null so that an upgrade resets it
  * to the default instead of keeping an old value. Checklist: a new
  * service field goes here and, when the file can set it, in keys[]. */
-static const char *const api_fields[] = {
-    "instances",   "cmd",       "entrypoint", "env",          "secrets",
-    "certificates", "ports",    "volumes",    "volumes_from", "links",
-    "affinity",    "strategy",  "stateful",   "cpus",         "cpu_shares",
-    "memory",      "memory_swap", "shm_size", "user",         "privileged",
-    "cap_add",     "cap_drop",  "devices",    "net",          "pid",
-    "log_driver",  "log_opts",  "deploy_opts", "health_check", "hooks",
-    "stop_signal", "stop_grace_period", "read_only", NULL};
+static const char *const api_fields[] = {"instances",    "cmd",
+                                         "entrypoint",   "env",
+                                         "secrets",      "certificates",
+                                         "ports",        "volumes",
+                                         "volumes_from", "links",
+                                         "affinity",     "strategy",
+                                         "stateful",     "cpus",
+                                         "cpu_shares",   "memory",
+                                         "memory_swap",  "shm_size",
+                                         "user",         "privileged",
+                                         "cap_add",      "cap_drop",
+                                         "devices",      "net",
+                                         "pid",          "log_driver",
+                                         "log_opts",     "deploy_opts",
+                                         "health_check", "hooks",
+                                         "stop_signal",  "stop_grace_period",
+                                         "read_only",    NULL};
 
 /* ==== Small parsers ==== */
 
@@ -64,8 +73,10 @@ static bool parse_duration(const char *s, long long *out)
             unit = 0.001;
             end += 2;
         } else if (*end == 'd' || *end == 'h' || *end == 'm' || *end == 's') {
-            unit = *end == 'd' ? 86400 : *end == 'h' ? 3600 : *end == 'm' ? 60
-                                                                          : 1;
+            unit = *end == 'd'   ? 86400
+                   : *end == 'h' ? 3600
+                   : *end == 'm' ? 60
+                                 : 1;
             end++;
         } else {
             return false;
@@ -111,8 +122,9 @@ static void k_net(struct svc_ctx *s, const struct sf_node *v, const char *path,
         return;
     if (strcmp(str, "bridge") != 0 && strcmp(str, "host") != 0 &&
         !(strncmp(str, "container:", 10) == 0 && str[10] != '\0')) {
-        sf_err(s->c, v, path, "must be bridge, host or container:NAME, not "
-                              "'%s'",
+        sf_err(s->c, v, path,
+               "must be bridge, host or container:NAME, not "
+               "'%s'",
                str);
         return;
     }
@@ -135,16 +147,16 @@ static void k_cpu_shares(struct svc_ctx *s, const struct sf_node *v,
         json_object_set_new(s->spec, field, json_integer(n));
 }
 
-static void k_cpus(struct svc_ctx *s, const struct sf_node *v,
-                   const char *path, const char *field)
+static void k_cpus(struct svc_ctx *s, const struct sf_node *v, const char *path,
+                   const char *field)
 {
     double d;
     if (sf_real(s->c, v, path, 0.001, 1024, &d) == 0)
         json_object_set_new(s->spec, field, json_real(d));
 }
 
-static void k_bool(struct svc_ctx *s, const struct sf_node *v,
-                   const char *path, const char *field)
+static void k_bool(struct svc_ctx *s, const struct sf_node *v, const char *path,
+                   const char *field)
 {
     bool b;
     if (sf_bool(s->c, v, path, &b) == 0)
@@ -166,8 +178,8 @@ static void k_memory(struct svc_ctx *s, const struct sf_node *v,
     json_object_set_new(s->spec, field, json_integer(n));
 }
 
-static void k_list(struct svc_ctx *s, const struct sf_node *v,
-                   const char *path, const char *field)
+static void k_list(struct svc_ctx *s, const struct sf_node *v, const char *path,
+                   const char *field)
 {
     json_t *l = sf_str_list(s->c, v, path);
     if (l != NULL)
@@ -426,15 +438,14 @@ static void add_link(struct svc_ctx *s, const struct sf_node *at,
     json_t *e;
     json_array_foreach(links, i, e)
     {
-        if (strcmp(json_string_value(json_object_get(e, "name")), name) ==
-            0) {
+        if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0) {
             cp_free(name);
             return;
         }
     }
-    json_array_append_new(links, json_pack("{s:s, s:s, s:i, s:s}", "name",
-                                           name, "alias", alias, "_line",
-                                           at->line, "_file", at->file));
+    json_array_append_new(links, json_pack("{s:s, s:s, s:i, s:s}", "name", name,
+                                           "alias", alias, "_line", at->line,
+                                           "_file", at->file));
     cp_free(name);
 }
 
@@ -547,11 +558,10 @@ static void k_health(struct svc_ctx *s, const struct sf_node *v,
     for (size_t i = 0; i < CP_ARRAY_LEN(ints); i++) {
         long long k;
         n = sf_get(v, ints[i]);
-        if (!sf_is_null(n) && sf_int(c, n, sf_path(c, path, ints[i]),
-                                     strcmp(ints[i], "initial_delay") == 0
-                                         ? 0
-                                         : 1,
-                                     86400, &k) == 0)
+        if (!sf_is_null(n) &&
+            sf_int(c, n, sf_path(c, path, ints[i]),
+                   strcmp(ints[i], "initial_delay") == 0 ? 0 : 1, 86400,
+                   &k) == 0)
             json_object_set_new(o, ints[i], json_integer(k));
     }
     json_object_set_new(s->spec, field, o);
@@ -587,13 +597,13 @@ static void k_hooks(struct svc_ctx *s, const struct sf_node *v,
                 continue;
             json_t *hook = json_object();
             const struct sf_node *n = sf_get(h, "name");
-            const char *name = n != NULL ? sf_str(c, n, sf_path(c, hp, "name"))
-                                         : NULL;
+            const char *name =
+                n != NULL ? sf_str(c, n, sf_path(c, hp, "name")) : NULL;
             if (name != NULL)
                 json_object_set_new(hook, "name", json_string(name));
             n = sf_get(h, "cmd");
-            const char *cmd = n != NULL ? sf_str(c, n, sf_path(c, hp, "cmd"))
-                                        : NULL;
+            const char *cmd =
+                n != NULL ? sf_str(c, n, sf_path(c, hp, "cmd")) : NULL;
             if (n == NULL)
                 sf_err(c, h, sf_path(c, hp, "cmd"), "is required");
             if (cmd != NULL)
@@ -617,8 +627,8 @@ static void k_hooks(struct svc_ctx *s, const struct sf_node *v,
 
 /* secrets [{secret, name, type}] and certificates [{subject, name,
  * type}]: first is the key that must be given. */
-static void k_refs(struct svc_ctx *s, const struct sf_node *v,
-                   const char *path, const char *field)
+static void k_refs(struct svc_ctx *s, const struct sf_node *v, const char *path,
+                   const char *field)
 {
     bool is_secret = strcmp(field, "secrets") == 0;
     const char *first = is_secret ? "secret" : "subject";
@@ -681,7 +691,8 @@ static void k_logging(struct svc_ctx *s, const struct sf_node *v,
     if (!sf_is_null(n) && n->kind != SF_MAP)
         sf_err(c, n, op, "must be a map of options");
     for (size_t i = 0; n != NULL && n->kind == SF_MAP && i < n->n; i++) {
-        const char *o = sf_str(c, n->items[i], sf_path(c, op, n->keys[i]->text));
+        const char *o =
+            sf_str(c, n->items[i], sf_path(c, op, n->keys[i]->text));
         if (o != NULL)
             json_object_set_new(opts, n->keys[i]->text, json_string(o));
     }
@@ -776,7 +787,9 @@ static json_t *merge(json_t *parent, json_t *child)
             size_t i;
             json_t *e;
             json_array_foreach(pv, i, e)
-            env_add(env, json_string_value(e));
+            {
+                env_add(env, json_string_value(e));
+            }
             json_object_set_new(parent, k, env);
         } else if (strcmp(k, "secrets") == 0 && json_is_array(pv)) {
             json_t *out = json_deep_copy(v);
@@ -810,8 +823,7 @@ static json_t *map_service(struct sf_ctx *c, const struct sf_doc *d,
 /* The spec of the service n extends, or NULL (reported or none). */
 static json_t *extended(struct sf_ctx *c, const struct sf_doc *d,
                         const struct sf_node *services, const char *name,
-                        const struct sf_node *ext, const char *path,
-                        int depth)
+                        const struct sf_node *ext, const char *path, int depth)
 {
     static const char *const keys[] = {"file", "service", NULL};
     const char *file = NULL, *svc = NULL;
@@ -855,14 +867,13 @@ static json_t *extended(struct sf_ctx *c, const struct sf_doc *d,
         sf_err(c, ext, path, "service '%s' is not in %s", svc, pd->file);
         return NULL;
     }
-    return map_service(c, pd, psvcs, svc, pn,
-                       sf_path(c, "services", svc), depth + 1);
+    return map_service(c, pd, psvcs, svc, pn, sf_path(c, "services", svc),
+                       depth + 1);
 }
 
 static json_t *map_service(struct sf_ctx *c, const struct sf_doc *d,
                            const struct sf_node *services, const char *name,
-                           const struct sf_node *n, const char *path,
-                           int depth)
+                           const struct sf_node *n, const char *path, int depth)
 {
     struct svc_ctx s = {c, d, json_object(), json_array()};
     if (sf_is_null(n) || n->kind != SF_MAP) {
@@ -893,7 +904,9 @@ static json_t *map_service(struct sf_ctx *c, const struct sf_doc *d,
         size_t i;
         json_t *e;
         json_array_foreach(s.env_file, i, e)
-        env_add(env, json_string_value(e));
+        {
+            env_add(env, json_string_value(e));
+        }
     }
     json_decref(s.env_file);
     const struct sf_node *ext = sf_get(n, "extends");
@@ -947,8 +960,8 @@ static void find_cycles(struct sf_ctx *c, struct svc_item *items, size_t n,
             for (size_t k = start; k <= depth; k++)
                 cp_buf_printf(&b, "%s -> ", stack[k]);
             cp_buf_printf(&b, "%s", to->name);
-            sf_err(c, it->key, sf_path(c, sf_path(c, "services", it->name),
-                                       "links"),
+            sf_err(c, it->key,
+                   sf_path(c, sf_path(c, "services", it->name), "links"),
                    "links form a cycle: %s", b.data);
             cp_buf_release(&b);
         } else if (to->color == 0) {
@@ -979,8 +992,8 @@ json_t *sf_services(struct sf_ctx *c, const struct sf_doc *d,
             sf_err(c, services->keys[i], path,
                    "a service name is letters, digits, '_' and '-' (at "
                    "most 64, not starting with '-')");
-        json_t *spec = map_service(c, d, services, name, services->items[i],
-                                   path, 0);
+        json_t *spec =
+            map_service(c, d, services, name, services->items[i], path, 0);
         const json_t *img = json_object_get(spec, "image");
         if (!json_is_string(img) || json_string_length(img) == 0)
             sf_err(c, services->keys[i], sf_path(c, path, "image"),
@@ -1007,19 +1020,19 @@ json_t *sf_services(struct sf_ctx *c, const struct sf_doc *d,
             const char *ln = json_string_value(json_object_get(l, "name"));
             if (ln != NULL && strchr(ln, '/') == NULL &&
                 find_item(items, n, ln) == NULL)
-                sf_err_at(c, json_string_value(json_object_get(l, "_file")),
-                          (int)json_integer_value(json_object_get(l, "_line")),
-                          sf_path(c, sf_path(c, "services", items[i].name),
-                                  "links"),
-                          "links to '%s', which is not a service of this "
-                          "stack (write STACK/SERVICE for another stack)",
-                          ln);
+                sf_err_at(
+                    c, json_string_value(json_object_get(l, "_file")),
+                    (int)json_integer_value(json_object_get(l, "_line")),
+                    sf_path(c, sf_path(c, "services", items[i].name), "links"),
+                    "links to '%s', which is not a service of this "
+                    "stack (write STACK/SERVICE for another stack)",
+                    ln);
             else if (ln != NULL && strcmp(ln, items[i].name) == 0)
-                sf_err_at(c, json_string_value(json_object_get(l, "_file")),
-                          (int)json_integer_value(json_object_get(l, "_line")),
-                          sf_path(c, sf_path(c, "services", items[i].name),
-                                  "links"),
-                          "a service cannot link to itself");
+                sf_err_at(
+                    c, json_string_value(json_object_get(l, "_file")),
+                    (int)json_integer_value(json_object_get(l, "_line")),
+                    sf_path(c, sf_path(c, "services", items[i].name), "links"),
+                    "a service cannot link to itself");
         }
     }
     const char **stack = cp_calloc(n + 1, sizeof(*stack));

@@ -82,7 +82,8 @@ struct conv {
 
 static struct sf_node *conv_node(struct conv *v, int idx, int depth);
 
-static void map_append(struct sf_node *m, struct sf_node *k, struct sf_node *val)
+static void map_append(struct sf_node *m, struct sf_node *k,
+                       struct sf_node *val)
 {
     m->keys = cp_realloc(m->keys, (m->n + 1) * sizeof(*m->keys));
     m->items = cp_realloc(m->items, (m->n + 1) * sizeof(*m->items));
@@ -277,12 +278,11 @@ int sf_yaml_parse(struct sf_ctx *c, struct sf_doc *d)
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)d->text, d->len);
     if (!yaml_parser_load(&p, &y)) {
-        sf_err_at(c, d->file, (int)p.problem_mark.line + 1, "",
-                  "invalid YAML at column %d: %s%s%s",
-                  (int)p.problem_mark.column + 1,
-                  p.problem != NULL ? p.problem : "syntax error",
-                  p.context != NULL ? " " : "",
-                  p.context != NULL ? p.context : "");
+        sf_err_at(
+            c, d->file, (int)p.problem_mark.line + 1, "",
+            "invalid YAML at column %d: %s%s%s", (int)p.problem_mark.column + 1,
+            p.problem != NULL ? p.problem : "syntax error",
+            p.context != NULL ? " " : "", p.context != NULL ? p.context : "");
         yaml_parser_delete(&p);
         return CP_EINVAL;
     }
@@ -329,10 +329,10 @@ out:
 static bool needs_quotes(const char *s)
 {
     static const char *const words[] = {
-        "~",    "null",  "Null",  "NULL", "true", "True",  "TRUE",
-        "false", "False", "FALSE", "yes",  "Yes",  "YES",   "no",
-        "No",   "NO",    "on",    "On",   "ON",   "off",   "Off",
-        "OFF",  "y",     "Y",     "n",    "N",    ".inf",  ".nan"};
+        "~",     "null",  "Null",  "NULL", "true", "True", "TRUE",
+        "false", "False", "FALSE", "yes",  "Yes",  "YES",  "no",
+        "No",    "NO",    "on",    "On",   "ON",   "off",  "Off",
+        "OFF",   "y",     "Y",     "n",    "N",    ".inf", ".nan"};
     size_t len = strlen(s);
     if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
         return true;
@@ -355,8 +355,8 @@ static int emit_scalar(yaml_emitter_t *e, const char *s, yaml_scalar_style_t st)
     yaml_event_t ev;
     /* libyaml copies the value but its prototype is not const. */
     yaml_char_t *value = (yaml_char_t *)(uintptr_t)s;
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, value,
-                                      (int)strlen(s), 1, 1, st))
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, value, (int)strlen(s), 1,
+                                      1, st))
         return -1;
     return yaml_emitter_emit(e, &ev) ? 0 : -1;
 }

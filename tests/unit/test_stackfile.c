@@ -141,8 +141,7 @@ static json_t *service(const json_t *body, const char *name)
     return NULL;
 }
 
-static void assert_member(const json_t *obj, const char *key,
-                          const char *want)
+static void assert_member(const json_t *obj, const char *key, const char *want)
 {
     char *s = cp_json_dump(json_object_get(obj, key));
     if (strcmp(s, want) != 0)
@@ -401,55 +400,54 @@ static void test_type_errors(void **state)
 
 /* ==== Variables ==== */
 
-static const char vars_file[] =
-    "stack: s\n"
-    "variables:\n"
-    "  replicas:\n"
-    "    type: integer\n"
-    "    min: 1\n"
-    "    max: 5\n"
-    "    from:\n"
-    "      env: REPLICAS\n"
-    "    default: 1\n"
-    "  pass:\n"
-    "    type: string\n"
-    "    from:\n"
-    "      env: NOPE\n"
-    "      random_string: 24\n"
-    "  db_pass:\n"
-    "    from:\n"
-    "      env: DB_PASSWORD\n"
-    "  vaulted:\n"
-    "    from:\n"
-    "      vault: db-pass\n"
-    "  vault_missing:\n"
-    "    from:\n"
-    "      vault: nothing\n"
-    "    default: fallback\n"
-    "  debug:\n"
-    "    type: boolean\n"
-    "    default: yes\n"
-    "  mode:\n"
-    "    type: enum\n"
-    "    options: [fast, slow]\n"
-    "    default: slow\n"
-    "  site:\n"
-    "    type: uri\n"
-    "    value: https://example.com/\n"
-    "  optional:\n"
-    "    required: false\n"
-    "  derived:\n"
-    "    default: ${STACK}-${mode}\n"
-    "services:\n"
-    "  web:\n"
-    "    image: x\n"
-    "    instances: ${replicas}\n"
-    "    environment:\n"
-    "      - P=${pass}\n"
-    "      - V=${vaulted}\n"
-    "      - D=$debug\n"
-    "      - O=${optional}x\n"
-    "      - X=${derived}\n";
+static const char vars_file[] = "stack: s\n"
+                                "variables:\n"
+                                "  replicas:\n"
+                                "    type: integer\n"
+                                "    min: 1\n"
+                                "    max: 5\n"
+                                "    from:\n"
+                                "      env: REPLICAS\n"
+                                "    default: 1\n"
+                                "  pass:\n"
+                                "    type: string\n"
+                                "    from:\n"
+                                "      env: NOPE\n"
+                                "      random_string: 24\n"
+                                "  db_pass:\n"
+                                "    from:\n"
+                                "      env: DB_PASSWORD\n"
+                                "  vaulted:\n"
+                                "    from:\n"
+                                "      vault: db-pass\n"
+                                "  vault_missing:\n"
+                                "    from:\n"
+                                "      vault: nothing\n"
+                                "    default: fallback\n"
+                                "  debug:\n"
+                                "    type: boolean\n"
+                                "    default: yes\n"
+                                "  mode:\n"
+                                "    type: enum\n"
+                                "    options: [fast, slow]\n"
+                                "    default: slow\n"
+                                "  site:\n"
+                                "    type: uri\n"
+                                "    value: https://example.com/\n"
+                                "  optional:\n"
+                                "    required: false\n"
+                                "  derived:\n"
+                                "    default: ${STACK}-${mode}\n"
+                                "services:\n"
+                                "  web:\n"
+                                "    image: x\n"
+                                "    instances: ${replicas}\n"
+                                "    environment:\n"
+                                "      - P=${pass}\n"
+                                "      - V=${vaulted}\n"
+                                "      - D=$debug\n"
+                                "      - O=${optional}x\n"
+                                "      - X=${derived}\n";
 
 static void test_variables(void **state)
 {
@@ -707,8 +705,8 @@ static void test_extends(void **state)
                   "[\"A=inline\",\"E1=file\"]");
     stackfile_release(&sf);
 
-    expect_error("stack: s\nservices:\n  web:\n    extends: nope\n",
-                 4, "services.web.extends", "service 'nope' is not in");
+    expect_error("stack: s\nservices:\n  web:\n    extends: nope\n", 4,
+                 "services.web.extends", "service 'nope' is not in");
     expect_error("stack: s\nservices:\n  web:\n    extends: web\n", 4,
                  "services.web.extends", "cannot extend itself");
     expect_error("stack: s\nservices:\n  a:\n    extends: b\n"
@@ -1004,9 +1002,8 @@ static void test_yaml_output(void **state)
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:b, s:n, s:[s,s],"
                           " s:s, s:{}}",
                           "plain", "hello", "looks_bool", "true", "looks_num",
-                          "0123", "empty", "", "int", 5, "real", 0.5, "bool",
-                          1, "null", "list", "a", "no", "multi", "a\nb\n",
-                          "obj");
+                          "0123", "empty", "", "int", 5, "real", 0.5, "bool", 1,
+                          "null", "list", "a", "no", "multi", "a\nb\n", "obj");
     char *y = stackfile_yaml(j);
     assert_non_null(y);
     assert_non_null(strstr(y, "plain: hello\n"));
@@ -1027,8 +1024,8 @@ static void test_yaml_output(void **state)
                      CP_EINVAL); /* list and map values are refused... */
     json_decref(back);
     cp_free(path);
-    json_t *flat = json_pack("{s:s, s:s, s:s}", "a", "true", "b", "0x1f", "c",
-                             "x: y");
+    json_t *flat =
+        json_pack("{s:s, s:s, s:s}", "a", "true", "b", "0x1f", "c", "x: y");
     char *fy = stackfile_yaml(flat);
     path = write_file("flat.yml", fy, strlen(fy));
     back = json_object();
