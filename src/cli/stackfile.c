@@ -234,6 +234,7 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
     struct cp_buf b;
     cp_buf_init(&b, SF_MAX_SCALAR);
     bool ok = true;
+    bool is_reported = false; /* else a failure is a buffer limit */
     const char *p = s;
     while (*p != '\0' && ok) {
         const char *d = strchr(p, '$');
@@ -255,6 +256,7 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
             const char *end = strchr(d + 2, '}');
             if (end == NULL) {
                 sf_err(c, n, path, "'${' without a closing '}'");
+                is_reported = true;
                 ok = false;
                 break;
             }
@@ -268,6 +270,7 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
                        "invalid variable reference '${%.*s}' (write $$ for "
                        "a literal $)",
                        (int)(nlen > 64 ? 64 : nlen), name);
+                is_reported = true;
                 ok = false;
                 break;
             }
@@ -286,6 +289,7 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
         const char *val = lookup(c, n, path, nm);
         cp_free(nm);
         if (val == NULL) {
+            is_reported = true;
             ok = false;
             break;
         }
@@ -294,8 +298,7 @@ static const char *interpolate(struct sf_ctx *c, const struct sf_node *n,
     if (ok && b.len + c->interpolated > SF_MAX_INTERPOLATED)
         ok = false;
     if (!ok) {
-        if (b.len >= SF_MAX_SCALAR ||
-            b.len + c->interpolated > SF_MAX_INTERPOLATED)
+        if (!is_reported)
             sf_err(c, n, path, "too long once variables are put in");
         cp_buf_release(&b);
         return NULL;

@@ -66,7 +66,8 @@ struct sf_ctx {
 
 /* Parses len bytes of text as one YAML document into d->root, reporting
  * problems (syntax with line and column, limits, duplicate keys) through
- * c. Returns 0 or CP_EINVAL. d->file must be set. */
+ * c. Returns 0 when there is a tree to read on (problems inside it, such
+ * as duplicate keys, are reported but kept going), else CP_EINVAL. */
 int sf_yaml_parse(struct sf_ctx *c, struct sf_doc *d);
 void sf_node_free(struct sf_node *n);
 

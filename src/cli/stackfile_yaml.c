@@ -292,7 +292,6 @@ int sf_yaml_parse(struct sf_ctx *c, struct sf_doc *d)
         goto out;
     }
     struct conv v = {c, d, &y, 0, 0, false};
-    size_t before = c->sf->nerrors + c->sf->ndropped;
     d->root = conv_node(&v, 1, 0);
     if (d->root == NULL)
         goto out;
@@ -314,8 +313,9 @@ int sf_yaml_parse(struct sf_ctx *c, struct sf_doc *d)
                   "one");
         goto out;
     }
-    if (c->sf->nerrors + c->sf->ndropped == before)
-        rc = 0;
+    /* Problems inside the tree (duplicate keys, bad merges) are listed
+     * and reading goes on, to collect the rest. */
+    rc = 0;
 out:
     yaml_document_delete(&y);
     yaml_parser_delete(&p);

@@ -756,6 +756,10 @@ static void test_merge_keys(void **state)
     stackfile_release(&sf);
     expect_error("stack: s\nservices:\n  a:\n    image: x\n    image: y\n", 5,
                  "", "duplicate key 'image'");
+    /* ...and the rest of the file is still checked. */
+    expect_error("stack: s\nstack: t\nservices:\n  a:\n    image: x\n"
+                 "    bogus: 1\n",
+                 6, "services.a.bogus", "unknown key");
 }
 
 /* ==== depends, links ==== */
@@ -957,6 +961,18 @@ static void test_limits(void **state)
     cp_buf_printf(&b, "\nservices:\n  web: {image: x}\n");
     assert_int_equal(load_default(&sf, b.data), CP_EINVAL);
     assert_true(has_error(&sf, 0, "", "nested deeper than"));
+    stackfile_release(&sf);
+    cp_buf_release(&b);
+
+    /* Interpolation may not blow one value past 1 MiB. */
+    cp_buf_init(&b, 1 << 20);
+    cp_buf_printf(&b, "stack: s\nvariables:\n  big:\n    default: ");
+    for (int i = 0; i < 600 * 1024; i++)
+        cp_buf_append(&b, "x", 1);
+    cp_buf_printf(&b, "\nservices:\n  web:\n    image: x\n"
+                      "    user: ${big}${big}\n");
+    assert_int_equal(load_default(&sf, b.data), CP_EINVAL);
+    assert_true(has_error(&sf, 8, "services.web.user", "too long"));
     stackfile_release(&sf);
     cp_buf_release(&b);
 
