@@ -28,6 +28,7 @@ const struct cli_cmd cli_commands[] = {
      cmd_service},
     {"container", NULL, "<command>", "manage containers", NULL, 0, 0, NULL,
      cmd_container},
+    {"stack", NULL, "<command>", "manage stacks", NULL, 0, 0, NULL, cmd_stack},
     {"whoami", NULL, "[options]", "show the current master, grid and user",
      whoami_opts, 0, 0, cmd_whoami, NULL},
     {"version", NULL, "", "show the cli and master versions", version_opts, 0,
