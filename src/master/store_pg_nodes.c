@@ -391,12 +391,12 @@ static int add_stats(struct pgc *c, const char *id, const json_t *stats,
     struct pgp p = {0};
     pgp_s(&p, id);
     pgp_s(&p, text);
-    pgp_i(&p, at);
     int changes = 0;
     int rc = pgx_run(c, "UPDATE host_nodes SET stats=$2 WHERE id=$1", &p,
                      "node stats", &changes);
     if (rc == 0 && changes == 0)
         rc = CP_ENOTFOUND;
+    pgp_i(&p, at);
     if (rc == 0)
         rc = pgx_run(c,
                      "INSERT INTO host_node_stats(node_id, stats, created_at) "

@@ -367,6 +367,32 @@ static void test_tokens(void **state)
     store_token_list_release(&l);
 }
 
+/* A bootstrap login confirmed: the code goes, the token forgets it. */
+static void test_token_confirm(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char uid[25], code[25];
+    make_user(st, "admin", uid);
+    make_token(st, uid, STORE_TOKEN_CODE, "h-boot", NULL, true, 0, code);
+    struct store_token t = {0};
+    store_new_id(t.id);
+    memcpy(t.user_id, uid, sizeof(t.user_id));
+    t.kind = STORE_TOKEN_BEARER;
+    t.token_hash = (char *)(uintptr_t) "h-child";
+    memcpy(t.parent_code_id, code, sizeof(t.parent_code_id));
+    assert_int_equal(ST_CALL(st, token_create, &t), 0);
+
+    struct store_token got = {0};
+    assert_int_equal(ST_CALL(st, token_get, t.id, &got), 0);
+    assert_string_equal(got.parent_code_id, code);
+    store_token_release(&got);
+    assert_int_equal(ST_CALL(st, token_confirm, t.id, code), 0);
+    assert_int_equal(ST_CALL(st, token_get, code, &got), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, token_get, t.id, &got), 0);
+    assert_string_equal(got.parent_code_id, "");
+    store_token_release(&got);
+}
+
 /* ==== Grids ==== */
 
 static void test_grids(void **state)
@@ -745,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
