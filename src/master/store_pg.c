@@ -143,14 +143,27 @@ const char *pgx_conflict(struct pgc *c)
     return last_conflict;
 }
 
-/* libpq's message without its trailing newline, for one log line. */
-static void log_failure(const char *what, const char *state, const char *msg)
+/* The last connection failure on this thread, for pg_open's error. */
+static _Thread_local char last_connect_error[256];
+
+/* libpq's message on one line: newlines and tabs become spaces, the
+ * trailing ones go. */
+static void one_line(const char *msg, char *out, size_t size)
 {
-    size_t n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+    size_t n = 0;
+    for (; *msg != '\0' && n + 1 < size; msg++)
+        out[n++] = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
+    while (n > 0 && out[n - 1] == ' ')
         n--;
-    cp_error("store: %s: %s%s%.*s", what, state ? state : "",
-             state ? " " : "", (int)n, msg);
+    out[n] = '\0';
+}
+
+void pg_log_failure(const char *what, const char *state, const char *msg)
+{
+    char line[512];
+    one_line(msg, line, sizeof(line));
+    cp_error("store: %s: %s%s%s", what, state ? state : "", state ? " " : "",
+             line);
 }
 
 /* Maps a finished statement to 0 or a CP_E* code (see pgx_exec). */
@@ -175,7 +188,7 @@ static int pgx_result(struct pgc *c, const PGresult *r, const char *what)
     if (PQstatus(c->conn) != CONNECTION_OK)
         c->broken = true;
     const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    log_failure(what, state, msg != NULL ? msg : PQerrorMessage(c->conn));
+    pg_log_failure(what, state, msg != NULL ? msg : PQerrorMessage(c->conn));
     return CP_EIO;
 }
 
@@ -198,7 +211,7 @@ static const char *prepared(struct pgc *c, const char *sql, int nparams,
     PQclear(r);
     if (rc != 0) {
         if (rc != CP_EIO)
-            log_failure(what, NULL, "prepare failed");
+            pg_log_failure(what, NULL, "prepare failed");
         return NULL;
     }
     ps->sql = sql;
@@ -330,7 +343,9 @@ static PGconn *connect_url(const char *url, const char *app)
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        log_failure("postgres connect", NULL, PQerrorMessage(conn));
+        one_line(PQerrorMessage(conn), last_connect_error,
+                 sizeof(last_connect_error));
+        pg_log_failure("postgres connect", NULL, PQerrorMessage(conn));
         PQfinish(conn);
         return NULL;
     }
@@ -593,9 +608,8 @@ static int pg_open(const char *url, struct store **out, char *err,
     int rc = CP_EIO;
     struct pgc *c = pg_conn_get(s);
     if (c == NULL) {
-        snprintf(err, errlen,
-                 "PostgreSQL store: cannot connect (see the log for the "
-                 "server's answer)");
+        snprintf(err, errlen, "PostgreSQL store: cannot connect: %s",
+                 last_connect_error);
         goto fail;
     }
     int version = PQserverVersion(c->conn);

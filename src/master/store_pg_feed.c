@@ -162,7 +162,7 @@ static PGconn *listen_conn(struct pg_store *s)
     PGresult *r = PQexec(conn, "LISTEN " PG_FEED_CHANNEL);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        cp_error("store: feed: LISTEN failed: %s", PQerrorMessage(conn));
+        pg_log_failure("feed: LISTEN", NULL, PQerrorMessage(conn));
     PQclear(r);
     if (!ok || PQsetnonblocking(conn, 1) != 0) {
         PQfinish(conn);
@@ -197,8 +197,8 @@ static void *listener_main(void *arg)
         if (wait_stop(s, PQsocket(conn), -1))
             break;
         if (!PQconsumeInput(conn)) {
-            cp_error("store: feed: connection lost: %s",
-                     PQerrorMessage(conn));
+            pg_log_failure("feed: connection lost", NULL,
+                           PQerrorMessage(conn));
             PQfinish(conn);
             conn = NULL;
             lost = true;

@@ -149,6 +149,9 @@ int pg_rows_all(struct store *st, const char *sql, const struct pgp *p,
 
 /* ==== Connections and transactions ==== */
 
+/* Logs one line (error level): "store: what: [state] msg" with libpq's
+ * newlines folded. */
+void pg_log_failure(const char *what, const char *state, const char *msg);
 /* Opens a libpq connection to url named app (NULL, logged, on failure);
  * the URL is never logged (it may carry a password). */
 PGconn *pg_connect(const char *url, const char *app);

@@ -687,6 +687,51 @@ static void test_feed_big_payload(void **state)
     st->ops->feed_unsubscribe(st, id);
 }
 
+/* PostgreSQL: connections killed by the server (restart, failover, idle
+ * timeout) cost at most a CP_EIO per pooled connection, then the store
+ * reconnects; the feed's listener reconnects by itself. */
+static void test_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    if (!f->db.pg) {
+        print_message("skipped: SQLite has no connections to lose\n");
+        skip();
+    }
+    struct store *st = f->st;
+    struct feed_rec r = {0};
+    int id = st->ops->feed_subscribe(st, feed_cb, &r);
+    assert_true(id > 0);
+    assert_int_equal(ST_CALL(st, config_set, "k", "before"), 0);
+    /* the pool's connection and the listener's */
+    assert_true(testdb_count(&f->db, "SELECT COUNT(pg_terminate_backend(pid))"
+                                     " FROM pg_stat_activity WHERE "
+                                     "datname=current_database() AND "
+                                     "pid<>pg_backend_pid()") >= 2);
+    int failures = 0, rc = -1;
+    for (int i = 0; i < 10 && rc != 0; i++) {
+        rc = st->ops->ping(st);
+        if (rc != 0) {
+            assert_int_equal(rc, CP_EIO);
+            failures++;
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_true(failures <= 1);
+    char *val = NULL;
+    assert_int_equal(ST_CALL(st, config_get, "k", &val), 0);
+    assert_string_equal(val, "before");
+    cp_free(val);
+    /* the listener is back within its backoff */
+    bool got = false;
+    for (int i = 0; i < 50 && !got; i++) {
+        assert_int_equal(ST_CALL(st, feed_publish, "after", "1"), 0);
+        got = testdb_wait(&r.calls, 1, 200);
+    }
+    assert_true(got);
+    assert_string_equal(r.last, "after:1");
+    st->ops->feed_unsubscribe(st, id);
+}
+
 /* ==== Concurrency ==== */
 
 #define CONC_THREADS 4
@@ -778,6 +823,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_big_payload, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
