@@ -4,7 +4,8 @@ PostgreSQL cluster (tests/pg.sh) for the module, a fresh database per
 master (kontena_harness does that when KONTENA_TEST_DATABASE_URL is set),
 and a subset of test_api.py (login, bootstrap code, tokens, users and grid
 isolation, grids, durability) and test_protocol.py (agents connecting,
-close codes, superseding connections, node REST routes) run unchanged
+close codes, superseding connections, node REST routes, pod reports
+completing a deploy) run unchanged
 against it. Then two masters on one database, as in HA: what one writes
 the other serves, and a node removed through one master closes the agent
 socket the other one holds (the store's change feed, LISTEN/NOTIFY).
@@ -15,6 +16,7 @@ Run by ctest (KONTENA_BUILD_DIR / KONTENA_SOURCE_DIR set) or by hand:
 
 import os
 import sys
+import threading
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -27,8 +29,19 @@ import wsproto as ws  # noqa: E402
 PG_URL = None
 
 
+def _built_without_postgres():
+    cache = os.path.join(kh.BUILD_DIR, "CMakeCache.txt")
+    if not os.path.exists(cache):
+        return False
+    with open(cache) as f:
+        return any(line.strip() == "WITH_POSTGRES:BOOL=OFF" for line in f)
+
+
 def setUpModule():
     global PG_URL
+    if _built_without_postgres():
+        raise unittest.SkipTest("this build has no PostgreSQL backend "
+                                "(configured with -DWITH_POSTGRES=OFF)")
     PG_URL = kh.pg_start()
 
 
@@ -82,6 +95,10 @@ class TestSupersedePg(test_protocol.TestSupersede):
 
 
 class TestNodeRestPg(test_protocol.TestNodeRest):
+    pass
+
+
+class TestPodReportsPg(test_protocol.TestPodReports):
     pass
 
 
@@ -152,6 +169,48 @@ class TestTwoMasters(unittest.TestCase):
         self.assertEqual(c.wait_close(5), 4040,
                          "B did not close the agent; B stderr:\n%s"
                          % self.b.stderr()[-1500:])
+
+
+class TestConcurrentStart(unittest.TestCase):
+    """Three masters started at the same moment on one empty database:
+    the schema is migrated once, one admin and one admin code exist, and
+    every master serves."""
+
+    def test_three_masters_start_together(self):
+        server = os.environ["KONTENA_TEST_DATABASE_URL"]
+        name, url = kh.pg_new_database(server)
+        self.addCleanup(kh.pg_drop_database, server, name)
+        ms = [kh.Master(database_url=url) for _ in range(3)]
+        for m in ms:
+            self.addCleanup(m.cleanup)
+        errors = []
+
+        def start(m):
+            try:
+                m.start(timeout=30)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append("%s\n%s" % (e, m.describe()))
+
+        threads = [threading.Thread(target=start, args=(m,)) for m in ms]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        rows = kh.pg_sql(url, "SELECT COUNT(*), COUNT(DISTINCT version), "
+                              "MAX(version) FROM schema_migrations").split("|")
+        self.assertEqual(int(rows[0]), int(rows[2]), rows)
+        self.assertEqual(int(rows[1]), int(rows[2]), rows)
+        applied = sum(m.stderr().count("applied schema migration") for m in ms)
+        self.assertEqual(applied, int(rows[2]))
+        self.assertEqual(kh.pg_sql(url, "SELECT COUNT(*) FROM users "
+                                        "WHERE email='admin'").strip(), "1")
+        codes = [m.admin_code for m in ms if m.admin_code]
+        self.assertEqual(len(codes), 1, [m.stdout() for m in ms])
+        token = ms[0].login(codes[0])
+        for m in ms:
+            st, _, body = m.req("GET", "/v1/user", token=token)
+            self.assertEqual(st, 200, body)
 
 
 if __name__ == "__main__":
