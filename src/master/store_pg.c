@@ -219,8 +219,7 @@ static const char *prepared(struct pgc *c, const char *sql, int nparams,
     return ps->name;
 }
 
-static int finish(struct pgc *c, PGresult *r, const char *what,
-                  PGresult **res)
+static int finish(struct pgc *c, PGresult *r, const char *what, PGresult **res)
 {
     int rc = pgx_result(c, r, what);
     if (rc == 0 && res != NULL) {
@@ -241,8 +240,8 @@ int pgx_exec(struct pgc *c, const char *sql, const struct pgp *p,
     const char *name = prepared(c, sql, n, what);
     if (name == NULL)
         return CP_EIO;
-    PGresult *r = PQexecPrepared(c->conn, name, n, p ? p->v : NULL, NULL,
-                                 NULL, 0);
+    PGresult *r =
+        PQexecPrepared(c->conn, name, n, p ? p->v : NULL, NULL, NULL, 0);
     return finish(c, r, what, res);
 }
 
@@ -334,8 +333,8 @@ static void on_notice(void *arg, const char *message)
  * is never logged, since it may carry a password. */
 static PGconn *connect_url(const char *url, const char *app)
 {
-    const char *const keys[] = {"connect_timeout", "application_name",
-                                "dbname", NULL};
+    const char *const keys[] = {"connect_timeout", "application_name", "dbname",
+                                NULL};
     const char *const vals[] = {"10", app, url, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL) {
@@ -498,8 +497,7 @@ static int row_fn(struct pgc *c, void *ctx)
 int pg_row_one(struct store *st, const char *sql, const struct pgp *p,
                pg_row_fn *rd, void *out, const char *what)
 {
-    struct one_ctx o = {.sql = sql, .p = p, .what = what, .rd = rd,
-                        .out = out};
+    struct one_ctx o = {.sql = sql, .p = p, .what = what, .rd = rd, .out = out};
     return run(st, row_fn, &o, false);
 }
 
@@ -514,8 +512,13 @@ int pg_rows_all(struct store *st, const char *sql, const struct pgp *p,
                 pg_row_fn *rd, size_t size, void **items, size_t *len,
                 const char *what)
 {
-    struct one_ctx o = {.sql = sql, .p = p, .what = what, .rd = rd,
-                        .size = size, .items = items, .len = len};
+    struct one_ctx o = {.sql = sql,
+                        .p = p,
+                        .what = what,
+                        .rd = rd,
+                        .size = size,
+                        .items = items,
+                        .len = len};
     *items = NULL;
     *len = 0;
     return run(st, rows_fn, &o, false);
@@ -528,8 +531,8 @@ static int migrate_one(struct pgc *c, const struct pg_migration *m)
     struct pgp p = {0};
     pgp_i(&p, m->version);
     PGresult *r = NULL;
-    int rc = pgx_exec(c, "SELECT 1 FROM schema_migrations WHERE version=$1",
-                      &p, "read schema_migrations", &r);
+    int rc = pgx_exec(c, "SELECT 1 FROM schema_migrations WHERE version=$1", &p,
+                      "read schema_migrations", &r);
     if (rc != 0)
         return rc;
     bool done = PQntuples(r) > 0;
@@ -779,8 +782,7 @@ static int pg_user_create(struct store *st, const struct store_user *u)
                     &p, NULL, "user_create");
 }
 
-static int pg_user_get(struct store *st, const char *id,
-                       struct store_user *out)
+static int pg_user_get(struct store *st, const char *id, struct store_user *out)
 {
     return user_get_one(st, "SELECT " USER_COLS " FROM users u WHERE u.id=$1",
                         id, out);
@@ -795,9 +797,9 @@ static int pg_user_get_by_email(struct store *st, const char *email,
 
 static int pg_user_list(struct store *st, struct store_user_list *out)
 {
-    return user_list_q(st,
-                       "SELECT " USER_COLS " FROM users u ORDER BY u.email COLLATE \"C\"",
-                       NULL, out);
+    return user_list_q(
+        st, "SELECT " USER_COLS " FROM users u ORDER BY u.email COLLATE \"C\"",
+        NULL, out);
 }
 
 static int pg_user_set_roles(struct store *st, const char *id, unsigned roles)
@@ -883,16 +885,14 @@ static const char sql_token_find[] =
     "LIMIT 1";
 
 static int pg_token_find(struct store *st, enum store_token_kind kind,
-                         const char *hash, int64_t now,
-                         struct store_token *out)
+                         const char *hash, int64_t now, struct store_token *out)
 {
     struct pgp p = {0};
     pgp_i(&p, (int)kind);
     pgp_s(&p, hash);
     pgp_i(&p, now);
     memset(out, 0, sizeof(*out));
-    return pg_row_one(st, sql_token_find, &p, read_token, out,
-                      "token lookup");
+    return pg_row_one(st, sql_token_find, &p, read_token, out, "token lookup");
 }
 
 struct take_ctx {
@@ -962,11 +962,11 @@ static int pg_token_list_by_user(struct store *st, const char *user_id,
     struct pgp p = {0};
     pgp_s(&p, user_id);
     void *items = NULL;
-    int rc = pg_rows_all(st,
-                         "SELECT " TOKEN_COLS " FROM access_tokens "
-                         "WHERE user_id=$1 ORDER BY created_at, id COLLATE \"C\"",
-                         &p, read_token, sizeof(*out->items), &items,
-                         &out->len, "token_list");
+    int rc = pg_rows_all(
+        st,
+        "SELECT " TOKEN_COLS " FROM access_tokens "
+        "WHERE user_id=$1 ORDER BY created_at, id COLLATE \"C\"",
+        &p, read_token, sizeof(*out->items), &items, &out->len, "token_list");
     out->items = items;
     if (rc != 0)
         store_token_list_release(out);
@@ -1118,8 +1118,8 @@ static int grid_create_fn(struct pgc *c, void *ctx)
     struct grid_create_ctx *k = ctx;
     const struct store_grid *g = k->g;
     k->clash = NULL;
-    int rc = exists1(c, "SELECT 1 FROM grids WHERE name=$1", g->name,
-                     "grid exists");
+    int rc =
+        exists1(c, "SELECT 1 FROM grids WHERE name=$1", g->name, "grid exists");
     if (rc == 1) {
         k->clash = "name";
         return CP_ECONFLICT;
@@ -1188,8 +1188,7 @@ static int grid_create_fn(struct pgc *c, void *ctx)
     struct pgp m = {0};
     pgp_s(&m, g->id);
     pgp_s(&m, k->creator_id);
-    return pgx_run(c,
-                   "INSERT INTO grid_users(grid_id, user_id) VALUES($1, $2)",
+    return pgx_run(c, "INSERT INTO grid_users(grid_id, user_id) VALUES($1, $2)",
                    &m, "grid member insert", NULL);
 }
 
@@ -1231,12 +1230,12 @@ static int pg_grid_list(struct store *st, const char *member_of,
     struct pgp p = {0};
     pgp_s(&p, member_of);
     void *items = NULL;
-    int rc = pg_rows_all(st,
-                         GRID_SELECT "WHERE $1::text IS NULL OR g.id IN "
-                                     "(SELECT grid_id FROM grid_users "
-                                     "WHERE user_id=$1) ORDER BY g.name COLLATE \"C\"",
-                         &p, read_grid, sizeof(*out->items), &items,
-                         &out->len, "grid_list");
+    int rc = pg_rows_all(
+        st,
+        GRID_SELECT "WHERE $1::text IS NULL OR g.id IN "
+                    "(SELECT grid_id FROM grid_users "
+                    "WHERE user_id=$1) ORDER BY g.name COLLATE \"C\"",
+        &p, read_grid, sizeof(*out->items), &items, &out->len, "grid_list");
     out->items = items;
     if (rc != 0)
         store_grid_list_release(out);
@@ -1279,8 +1278,7 @@ static int grid_delete_fn(struct pgc *c, void *ctx)
         return rc;
     struct pgp p = {0};
     pgp_s(&p, id);
-    return pgx_run(c, "DELETE FROM grids WHERE id=$1", &p, "grid_delete",
-                   NULL);
+    return pgx_run(c, "DELETE FROM grids WHERE id=$1", &p, "grid_delete", NULL);
 }
 
 static int pg_grid_delete(struct store *st, const char *id)

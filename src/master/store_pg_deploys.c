@@ -95,9 +95,9 @@ static int queue_fn(struct pgc *c, void *ctx)
     if (rc == 0 && d->force) {
         struct pgp f = {0};
         pgp_s(&f, id);
-        rc = pgx_run(c,
-                     "UPDATE grid_service_deploys SET force=true WHERE id=$1",
-                     &f, "deploy coalesce", NULL);
+        rc =
+            pgx_run(c, "UPDATE grid_service_deploys SET force=true WHERE id=$1",
+                    &f, "deploy coalesce", NULL);
     } else if (rc == CP_ENOTFOUND) {
         if (d->id[0] != '\0')
             memcpy(id, d->id, sizeof(id));
@@ -342,15 +342,14 @@ int pgd_container_delete(struct store *st, const char *container_id)
 {
     struct pgp p = {0};
     pgp_s(&p, container_id);
-    return pg_write_row(st, "DELETE FROM containers WHERE container_id=$1",
-                        &p, CP_ENOTFOUND, "container delete");
+    return pg_write_row(st, "DELETE FROM containers WHERE container_id=$1", &p,
+                        CP_ENOTFOUND, "container delete");
 }
 
 /* The keep list travels as one JSON array parameter, so the whole cleanup
  * is a single statement however long the list is. */
 int pgd_containers_cleanup(struct store *st, const char *node_id,
-                           const char *const *keep, size_t nkeep,
-                           int *deleted)
+                           const char *const *keep, size_t nkeep, int *deleted)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < nkeep; i++)
@@ -641,8 +640,8 @@ int pgd_logs_read(struct store *st, const struct store_log_query *q,
     hq_filter(&h, "name", q->container_name);
     hq_finish(&h, q, &full);
     void *items = NULL;
-    int rc = hq_run(st, &full, read_log, sizeof(*out->items), &items,
-                    &out->len, "logs read");
+    int rc = hq_run(st, &full, read_log, sizeof(*out->items), &items, &out->len,
+                    "logs read");
     out->items = items;
     if (rc != 0)
         store_log_list_release(out);

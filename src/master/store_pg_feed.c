@@ -76,8 +76,7 @@ int pgf_publish(struct store *st, const char *channel, const char *payload)
     struct pgp p = {0};
     pgp_s(&p, PG_FEED_CHANNEL);
     pgp_s(&p, msg);
-    int rc = pg_write(st, "SELECT pg_notify($1, $2)", &p, NULL,
-                      "feed publish");
+    int rc = pg_write(st, "SELECT pg_notify($1, $2)", &p, NULL, "feed publish");
     cp_free(msg);
     return rc;
 }
@@ -183,8 +182,8 @@ static void *listener_main(void *arg)
             if (conn == NULL) {
                 if (wait_stop(s, -1, backoff))
                     break;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                       : backoff * 2;
+                backoff =
+                    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                 continue;
             }
             if (lost)
@@ -197,8 +196,7 @@ static void *listener_main(void *arg)
         if (wait_stop(s, PQsocket(conn), -1))
             break;
         if (!PQconsumeInput(conn)) {
-            pg_log_failure("feed: connection lost", NULL,
-                           PQerrorMessage(conn));
+            pg_log_failure("feed: connection lost", NULL, PQerrorMessage(conn));
             PQfinish(conn);
             conn = NULL;
             lost = true;

@@ -23,8 +23,8 @@
 
 #define PG_MAX_SUBSCRIBERS 64
 #define PG_MAX_PARAMS 16
-#define PG_POOL_MAX 32          /* connections per store, listener apart */
-#define PG_TX_RETRIES 8         /* serialization failures and deadlocks */
+#define PG_POOL_MAX 32  /* connections per store, listener apart */
+#define PG_TX_RETRIES 8 /* serialization failures and deadlocks */
 #define PG_TOUCH_INTERVAL_MS 60000
 /* pg_advisory_lock key held around the migration loop: "kontena" */
 #define PG_MIGRATE_LOCK 0x6b6f6e74656e61LL
@@ -220,8 +220,8 @@ int pgn_node_set_token(struct store *st, const char *id, const char *hash,
 int pgn_node_delete(struct store *st, const char *id);
 int pgn_node_plug(struct store *st, const char *id, const char *master,
                   int64_t connected_at, int64_t now, int64_t *gen);
-int pgn_node_unplug(struct store *st, const char *id, int64_t gen,
-                    int64_t now, int close_code, const char *reason);
+int pgn_node_unplug(struct store *st, const char *id, int64_t gen, int64_t now,
+                    int close_code, const char *reason);
 int pgn_node_set_info(struct store *st, const char *id, int64_t gen,
                       const json_t *info, const char *agent_version,
                       const json_t *labels);
@@ -258,10 +258,9 @@ int pgv_instance_put_many(struct store *st, const struct store_instance *v,
 int pgv_instance_trim(struct store *st, const char *service_id, int keep);
 int pgv_instance_report(struct store *st, const char *service_id,
                         int instance_number, const char *node_id,
-                        const char *rev, const char *state,
-                        const char *error);
-int pgv_instances_report_many(struct store *st,
-                              struct store_instance_report *v, size_t n);
+                        const char *rev, const char *state, const char *error);
+int pgv_instances_report_many(struct store *st, struct store_instance_report *v,
+                              size_t n);
 int pgv_instances_detach_node(struct store *st, const char *node_id,
                               int *count);
 
@@ -279,8 +278,7 @@ int pgd_deploys_prune(struct store *st, int keep, int *deleted);
 int pgd_container_save(struct store *st, const struct store_container *k);
 int pgd_container_delete(struct store *st, const char *container_id);
 int pgd_containers_cleanup(struct store *st, const char *node_id,
-                           const char *const *keep, size_t nkeep,
-                           int *deleted);
+                           const char *const *keep, size_t nkeep, int *deleted);
 int pgd_containers_mark_deleted(struct store *st, const char *node_id,
                                 int64_t now);
 int pgd_container_list(struct store *st, const char *grid_id,
@@ -292,8 +290,7 @@ int pgd_container_get(struct store *st, const char *grid_id,
 int pgd_logs_append(struct store *st, const struct store_log *v, size_t n);
 int pgd_logs_read(struct store *st, const struct store_log_query *q,
                   struct store_log_list *out);
-int pgd_events_append(struct store *st, const struct store_event *v,
-                      size_t n);
+int pgd_events_append(struct store *st, const struct store_event *v, size_t n);
 int pgd_events_read(struct store *st, const struct store_log_query *q,
                     struct store_event_list *out);
 int pgd_history_trim(struct store *st, int64_t max_logs, int64_t max_events);

@@ -86,8 +86,7 @@ int pgn_node_find(struct store *st, const char *grid_id, const char *key,
 int pgn_node_get_by_node_id(struct store *st, const char *node_id,
                             struct store_node *out)
 {
-    return node_one(st,
-                    "SELECT " NODE_COLS " FROM host_nodes WHERE node_id=$1",
+    return node_one(st, "SELECT " NODE_COLS " FROM host_nodes WHERE node_id=$1",
                     node_id, NULL, out);
 }
 
@@ -108,8 +107,8 @@ int pgn_node_list(struct store *st, const char *grid_id,
     int rc = pg_rows_all(st,
                          "SELECT " NODE_COLS " FROM host_nodes "
                          "WHERE grid_id=$1 ORDER BY name COLLATE \"C\"",
-                         &p, read_node, sizeof(*out->items), &items,
-                         &out->len, "node list");
+                         &p, read_node, sizeof(*out->items), &items, &out->len,
+                         "node list");
     out->items = items;
     if (rc != 0)
         store_node_list_release(out);
@@ -118,8 +117,7 @@ int pgn_node_list(struct store *st, const char *grid_id,
 
 /* 1 when sql with one or two text parameters returns a row, 0 when not,
  * or a CP_E* code. */
-static int exists(struct pgc *c, const char *sql, const char *a,
-                  const char *b)
+static int exists(struct pgc *c, const char *sql, const char *a, const char *b)
 {
     struct pgp p = {0};
     pgp_s(&p, a);
@@ -192,8 +190,8 @@ static int create_fn(struct pgc *c, void *ctx)
     if (rc < 0)
         return rc;
     if (n->node_id != NULL) {
-        rc = exists(c, "SELECT 1 FROM host_nodes WHERE node_id=$1",
-                    n->node_id, NULL);
+        rc = exists(c, "SELECT 1 FROM host_nodes WHERE node_id=$1", n->node_id,
+                    NULL);
         if (rc == 1)
             k->field = "node_id";
         if (rc != 0)
@@ -221,8 +219,8 @@ static int create_fn(struct pgc *c, void *ctx)
         k->field = "name";
         return CP_ECONFLICT;
     }
-    char *name = rc == 1 ? cp_asprintf("%s-%d", n->name, number)
-                         : cp_strdup(n->name);
+    char *name =
+        rc == 1 ? cp_asprintf("%s-%d", n->name, number) : cp_strdup(n->name);
     char *labels = pg_dump_or(n->labels, "[]");
     char *info = pg_dump_or(n->info, "{}");
     int64_t now = n->created_at ? n->created_at : cp_now_ms();
@@ -342,8 +340,8 @@ int pgn_node_plug(struct store *st, const char *id, const char *master,
                       &p, read_gen, gen, "node plug");
 }
 
-int pgn_node_unplug(struct store *st, const char *id, int64_t gen,
-                    int64_t now, int close_code, const char *reason)
+int pgn_node_unplug(struct store *st, const char *id, int64_t gen, int64_t now,
+                    int close_code, const char *reason)
 {
     struct pgp p = {0};
     pgp_s(&p, id);

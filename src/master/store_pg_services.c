@@ -418,9 +418,8 @@ int pgv_instance_trim(struct store *st, const char *service_id, int keep)
  * instance is no longer placed on is ignored like an older one (see the
  * SQLite backend). Both return 0. */
 static int report_one(struct pgc *c, const char *service_id,
-                      int instance_number, const char *node_id,
-                      const char *rev, const char *state, const char *error,
-                      int64_t now)
+                      int instance_number, const char *node_id, const char *rev,
+                      const char *state, const char *error, int64_t now)
 {
     struct pgp p = {0};
     pgp_s(&p, service_id);
@@ -491,15 +490,14 @@ static int report_fn(struct pgc *c, void *ctx)
     return 0;
 }
 
-int pgv_instances_report_many(struct store *st,
-                              struct store_instance_report *v, size_t n)
+int pgv_instances_report_many(struct store *st, struct store_instance_report *v,
+                              size_t n)
 {
     struct report_ctx k = {v, n, cp_now_ms()};
     return n == 0 ? 0 : pg_tx(st, report_fn, &k);
 }
 
-int pgv_instances_detach_node(struct store *st, const char *node_id,
-                              int *count)
+int pgv_instances_detach_node(struct store *st, const char *node_id, int *count)
 {
     struct pgp p = {0};
     pgp_s(&p, node_id);

@@ -44,8 +44,8 @@ static inline const char *testdb_backend(void)
     return testdb_server() != NULL ? "postgres" : "sqlite";
 }
 
-static inline int testdb_rm_entry(const char *path, const struct stat *sb, int flag,
-                           struct FTW *ftw)
+static inline int testdb_rm_entry(const char *path, const struct stat *sb,
+                                  int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -55,19 +55,17 @@ static inline int testdb_rm_entry(const char *path, const struct stat *sb, int f
 
 #ifdef CP_WITH_POSTGRES
 /* server's URL with its database name replaced by name. */
-static inline void testdb_url_for(const char *server, const char *name, char *out,
-                           size_t size)
+static inline void testdb_url_for(const char *server, const char *name,
+                                  char *out, size_t size)
 {
     const char *scheme = strstr(server, "://");
     const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
     if (slash == NULL) {
-        fprintf(stderr, "testdb: cannot read a database name in %s\n",
-                server);
+        fprintf(stderr, "testdb: cannot read a database name in %s\n", server);
         abort();
     }
     const char *rest = slash + 1 + strcspn(slash + 1, "?");
-    snprintf(out, size, "%.*s/%s%s", (int)(slash - server), server, name,
-             rest);
+    snprintf(out, size, "%.*s/%s%s", (int)(slash - server), server, name, rest);
 }
 
 /* Runs one statement on the database at url; aborts on failure. */

@@ -821,8 +821,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_feed_big_payload, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_feed_big_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
     };

@@ -91,8 +91,8 @@ static void race(struct fixture *f, race_fn *fn, struct racer *r)
     pthread_barrier_init(&go, NULL, RACERS);
     for (int i = 0; i < RACERS; i++) {
         memset(&r[i], 0, sizeof(r[i]));
-        r[i] = (struct racer){.f = f, .st = f->st[i % 2], .index = i,
-                              .fn = fn, .go = &go};
+        r[i] = (struct racer){
+            .f = f, .st = f->st[i % 2], .index = i, .fn = fn, .go = &go};
         assert_int_equal(pthread_create(&t[i], NULL, racer_main, &r[i]), 0);
     }
     for (int i = 0; i < RACERS; i++)
@@ -159,8 +159,8 @@ static int lease_racer(struct racer *r)
 {
     char holder[16], *got = NULL;
     snprintf(holder, sizeof(holder), "m%d", r->index);
-    int rc = ST_CALL(r->st, lease_acquire, "leader", holder, lease_now,
-                     10000, &got, &r->num);
+    int rc = ST_CALL(r->st, lease_acquire, "leader", holder, lease_now, 10000,
+                     &got, &r->num);
     snprintf(r->text, sizeof(r->text), "%s", got ? got : "(none)");
     cp_free(got);
     return rc;
@@ -305,8 +305,8 @@ static void test_node_plug_race(void **state)
     for (int i = 0; i < RACERS; i++) {
         if (i == newest)
             continue;
-        assert_int_equal(ST_CALL(f->st[i % 2], node_unplug, plug_node,
-                                 r[i].num, 2000, 1000, "closed"),
+        assert_int_equal(ST_CALL(f->st[i % 2], node_unplug, plug_node, r[i].num,
+                                 2000, 1000, "closed"),
                          CP_ECONFLICT);
     }
     struct store_node got = {0};
@@ -459,9 +459,9 @@ static void test_feed_across_stores(void **state)
     }
     /* each store's message reaches both, the publisher included, in the
      * order published */
-    assert_int_equal(ST_CALL(f->st[0], feed_publish, "agents.close",
-                             "{\"node\":\"n1\"}"),
-                     0);
+    assert_int_equal(
+        ST_CALL(f->st[0], feed_publish, "agents.close", "{\"node\":\"n1\"}"),
+        0);
     assert_int_equal(ST_CALL(f->st[1], feed_publish, "deploys.queued",
                              "{\"service\":\"s1\"}"),
                      0);
@@ -485,10 +485,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deploy_claim_race, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_node_plug_race, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_create_race, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_grid_create_race, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_node_create_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grid_create_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_take_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_across_stores, setup,
                                         teardown),

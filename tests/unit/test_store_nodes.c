@@ -296,8 +296,7 @@ static void test_connection_generations(void **state)
     /* unplug: the old generation cannot */
     assert_int_equal(ST_CALL(st, node_unplug, a.id, g1, 700, 1000, "bye"),
                      CP_ECONFLICT);
-    assert_int_equal(ST_CALL(st, node_unplug, a.id, g2, 700, 4030, "gone"),
-                     0);
+    assert_int_equal(ST_CALL(st, node_unplug, a.id, g2, 700, 4030, "gone"), 0);
     assert_int_equal(ST_CALL(st, node_get, a.id, &got), 0);
     assert_false(got.connected);
     assert_int_equal(got.disconnected_at, 700);
@@ -351,8 +350,7 @@ static void test_stats(void **state)
     assert_int_equal(create(f, "b", NULL, NULL, false, &b, &field), 0);
     for (int i = 1; i <= 5; i++) {
         json_t *s = json_pack("{s:i}", "n", i);
-        assert_int_equal(ST_CALL(st, node_add_stats, a.id, s, i * 1000, 3),
-                         0);
+        assert_int_equal(ST_CALL(st, node_add_stats, a.id, s, i * 1000, 3), 0);
         json_decref(s);
     }
     assert_int_equal(ST_CALL(st, node_get, a.id, &got), 0);
@@ -415,8 +413,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_numbers_run_out, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_numbers_run_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
