@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libsodium-dev libcurl4-openssl-dev libwebsockets-dev libsqlite3-dev
   libssl-dev libyaml-dev libpq-dev zlib1g-dev)
 test_pkgs=(libcmocka-dev python3 curl nginx wrk clang libclang-rt-14-dev
-  iproute2 util-linux python3-yaml openssl systemd)
+  iproute2 util-linux python3-yaml openssl systemd postgresql)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

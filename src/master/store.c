@@ -14,11 +14,15 @@ int store_open(const char *url, struct store **out, char *err,
 {
     if (strncmp(url, "postgres://", 11) == 0 ||
         strncmp(url, "postgresql://", 13) == 0) {
+#ifdef CP_WITH_POSTGRES
+        return store_pg_ops.open(url, out, err, errlen);
+#else
         snprintf(err, errlen,
                  "the PostgreSQL store backend is not built into this "
-                 "kontena-master yet (KONTENA_DATABASE_URL=%.11s...)",
-                 url);
+                 "kontena-master (configure with -DWITH_POSTGRES=ON and "
+                 "libpq-dev installed)");
         return CP_EUNSUPPORTED;
+#endif
     }
     if (strncmp(url, "mongodb://", 10) == 0 ||
         strncmp(url, "mongodb+srv://", 14) == 0) {

@@ -721,5 +721,8 @@ struct store {
 #define ST_CALL(st, op, ...) ((st)->ops->op((st), __VA_ARGS__))
 
 extern const struct store_ops store_sqlite_ops;
+#ifdef CP_WITH_POSTGRES
+extern const struct store_ops store_pg_ops;
+#endif
 
 #endif

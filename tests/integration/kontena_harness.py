@@ -8,6 +8,10 @@
   a dict with lower-case names and body is parsed JSON when the answer is
   JSON (else text).
 * run_cli(): runs build/kontena with a private KONTENA_CONFIG and HOME.
+* PostgreSQL: when KONTENA_TEST_DATABASE_URL names a PostgreSQL server
+  (tests/pg.sh prints one), every Master gets a fresh database on it
+  (KONTENA_DATABASE_URL, with a VAULT_KEY) instead of the SQLite data dir;
+  pg_start()/pg_stop() run such a server for a test module.
 
 Environment: KONTENA_BUILD_DIR and KONTENA_SOURCE_DIR (set by ctest); they
 default to ../../build and ../.. relative to this file.
@@ -213,6 +217,71 @@ def _host_port(base):
     return m.group(1), int(m.group(2))
 
 
+# ==== PostgreSQL (tests/pg.sh) ====
+
+PG_SCRIPT = os.path.join(SOURCE_DIR, "tests", "pg.sh")
+
+
+def pg_start():
+    """Starts a throwaway PostgreSQL cluster; returns its URL and sets
+    KONTENA_TEST_DATABASE_URL so that every Master uses it."""
+    cp = subprocess.run(["bash", PG_SCRIPT, "start"], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True,
+                        timeout=120)
+    if cp.returncode != 0:
+        raise RuntimeError("tests/pg.sh start failed:\n" + cp.stderr)
+    url = cp.stdout.strip()
+    os.environ["KONTENA_TEST_DATABASE_URL"] = url
+    return url
+
+
+def pg_stop(url):
+    os.environ.pop("KONTENA_TEST_DATABASE_URL", None)
+    subprocess.run(["bash", PG_SCRIPT, "stop", url], timeout=120,
+                   stdout=subprocess.DEVNULL)
+
+
+def _psql():
+    found = shutil.which("psql")
+    if found:
+        return found
+    for d in sorted(os.listdir("/usr/lib/postgresql"), reverse=True):
+        cand = os.path.join("/usr/lib/postgresql", d, "bin", "psql")
+        if os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeError("psql not found (install the postgresql package)")
+
+
+def pg_sql(url, sql):
+    """Runs sql with psql on the database at url; returns its output."""
+    cp = subprocess.run([_psql(), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                         "-d", url, "-c", sql], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True,
+                        timeout=60)
+    if cp.returncode != 0:
+        raise RuntimeError("psql %r: %s" % (sql, cp.stderr))
+    return cp.stdout
+
+
+def pg_database_url(server, name):
+    """server's URL with its database name replaced by name."""
+    m = re.match(r"^(postgres(?:ql)?://[^/]*)/([^?]*)(.*)$", server)
+    if not m:
+        raise ValueError("cannot read the database name in %r" % server)
+    return m.group(1) + "/" + name + m.group(3)
+
+
+def pg_new_database(server):
+    """Creates an empty database on server; returns (name, url)."""
+    name = "it_" + os.urandom(8).hex()
+    pg_sql(server, "CREATE DATABASE " + name)
+    return name, pg_database_url(server, name)
+
+
+def pg_drop_database(server, name):
+    pg_sql(server, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+
+
 # ==== The master ====
 
 class MasterError(Exception):
@@ -238,13 +307,27 @@ class Master:
     m.cleanup() stops it and removes the temp dir.
     """
 
-    def __init__(self, env=None, args=None, workdir=None, code=None):
+    def __init__(self, env=None, args=None, workdir=None, code=None,
+                 database_url=None):
+        """database_url: share this PostgreSQL database (another master's
+        m.database_url) instead of a fresh one."""
         require_binary(MASTER_BIN)
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="kontena-it-")
         self.data_dir = os.path.join(self.workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
-        self.extra_env = dict(env or {})
+        self.pg_server = os.environ.get("KONTENA_TEST_DATABASE_URL") or None
+        self.pg_name = None
+        self.database_url = database_url
+        self.store_env = {}
+        if self.pg_server and database_url is None:
+            self.pg_name, self.database_url = pg_new_database(self.pg_server)
+        if self.database_url:
+            # Every master sharing a database must seal with one key.
+            self.store_env = {"KONTENA_DATABASE_URL": self.database_url,
+                              "VAULT_KEY": "it-" + "k" * 61}
+        self.extra_env = dict(self.store_env)
+        self.extra_env.update(env or {})
         self.extra_args = list(args or [])
         if code is not None:
             self.extra_env["INITIAL_ADMIN_CODE"] = code
@@ -388,6 +471,12 @@ class Master:
             self._close_files()
             if self.own_workdir and os.environ.get("KONTENA_KEEP_TMP") != "1":
                 shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.pg_name and self.pg_server:
+                try:
+                    pg_drop_database(self.pg_server, self.pg_name)
+                except (RuntimeError, OSError, subprocess.SubprocessError):
+                    pass  # the cluster may be gone already
+                self.pg_name = None
 
     def _close_files(self):
         for f in (self._out, self._err):
@@ -421,10 +510,12 @@ class Master:
     def run_tool(self, args, env=None, timeout=15.0):
         """Runs kontena-master with args (not as a server), with the same
         data dir. Returns CompletedProcess (text)."""
+        full = dict(self.store_env)
+        full.update(env or {})
         return subprocess.run(
             [MASTER_BIN] + list(args), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            env=clean_env(env), timeout=timeout, cwd=self.workdir,
+            env=clean_env(full), timeout=timeout, cwd=self.workdir,
             universal_newlines=True)
 
 

@@ -1,5 +1,6 @@
-/* Unit tests of the SQLite store backend, each against a fresh temporary
- * data directory.
+/* Unit tests of the store, each against a fresh database: SQLite in a
+ * temporary data directory, or PostgreSQL when KONTENA_TEST_DATABASE_URL
+ * is set (tests/pg.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +12,8 @@
 #include "../../src/common/err.h"
 #include "../../src/common/util.h"
 #include "../../src/master/store.h"
+#include "store_testdb.h"
 
-#include <ftw.h>
-#include <sqlite3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,28 +22,17 @@
 #include <unistd.h>
 
 struct fixture {
-    char dir[64];
-    char data[96]; /* a not-yet-existing subdirectory: open must create it */
+    /* SQLite: a not-yet-existing subdirectory: open must create it */
+    struct testdb db;
     struct store *st;
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
     struct fixture *f = cp_calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->data, sizeof(f->data), "%s/a/data", f->dir);
+    testdb_make(&f->db, "a/data");
     char err[256] = "";
-    int rc = store_open(f->data, &f->st, err, sizeof(err));
+    int rc = store_open(f->db.url, &f->st, err, sizeof(err));
     if (rc != 0)
         fail_msg("store_open: %s", err);
     *state = f;
@@ -54,7 +43,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdb_drop(&f->db);
     cp_free(f);
     return 0;
 }
@@ -92,13 +81,19 @@ static void test_open_migrates(void **state)
     assert_int_equal(ST_CALL(f->st, schema_version, &v), 0);
     assert_true(v >= 1);
     assert_int_equal(f->st->ops->ping(f->st), 0);
-    assert_string_equal(store_ops_of(f->st)->name, "sqlite");
+    assert_string_equal(store_ops_of(f->st)->name, testdb_backend());
+    /* one schema_migrations row per version */
+    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) FROM "
+                                          "schema_migrations"),
+                     v);
+    if (f->db.pg)
+        return;
 
     struct stat sb;
     char path[160];
-    snprintf(path, sizeof(path), "%s/kontena.db", f->data);
+    snprintf(path, sizeof(path), "%s/kontena.db", f->db.path);
     assert_int_equal(stat(path, &sb), 0);
-    assert_int_equal(stat(f->data, &sb), 0);
+    assert_int_equal(stat(f->db.path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0700);
 }
 
@@ -111,9 +106,7 @@ static void test_reopen_keeps_data(void **state)
     store_close(f->st);
 
     char err[256] = "";
-    char url[128];
-    snprintf(url, sizeof(url), "sqlite:%s", f->data);
-    assert_int_equal(store_open(url, &f->st, err, sizeof(err)), 0);
+    assert_int_equal(store_open(f->db.url, &f->st, err, sizeof(err)), 0);
     assert_int_equal(ST_CALL(f->st, schema_version, &v2), 0);
     assert_int_equal(v1, v2);
     char *val = NULL;
@@ -136,46 +129,48 @@ static void *open_thread(void *arg)
     return NULL;
 }
 
+/* Several stores opening one empty database at the same moment (masters
+ * starting together) migrate it exactly once, without an error. */
+#define OPENERS 6
+
 static void test_two_stores_same_dir(void **state)
 {
-    struct fixture *f = *state;
-    char fresh[128];
-    snprintf(fresh, sizeof(fresh), "%s/shared", f->dir);
-    struct opener o[2] = {{fresh, NULL, -1}, {fresh, NULL, -1}};
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
+    (void)state;
+    struct testdb fresh;
+    testdb_make(&fresh, "shared");
+    struct opener o[OPENERS];
+    pthread_t t[OPENERS];
+    for (int i = 0; i < OPENERS; i++) {
+        o[i] = (struct opener){fresh.url, NULL, -1};
         assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
-    for (int i = 0; i < 2; i++)
+    }
+    for (int i = 0; i < OPENERS; i++)
         pthread_join(t[i], NULL);
-    assert_int_equal(o[0].rc, 0);
-    assert_int_equal(o[1].rc, 0);
+    for (int i = 0; i < OPENERS; i++)
+        assert_int_equal(o[i].rc, 0);
 
-    int v0 = 0, v1 = 0;
+    int v0 = 0;
     assert_int_equal(ST_CALL(o[0].st, schema_version, &v0), 0);
-    assert_int_equal(ST_CALL(o[1].st, schema_version, &v1), 0);
-    assert_int_equal(v0, v1);
+    for (int i = 1; i < OPENERS; i++) {
+        int v = 0;
+        assert_int_equal(ST_CALL(o[i].st, schema_version, &v), 0);
+        assert_int_equal(v, v0);
+    }
     /* exactly one schema_migrations row per version: migrated once */
-    char path[160];
-    snprintf(path, sizeof(path), "%s/kontena.db", fresh);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT COUNT(*) FROM "
-                                        "schema_migrations",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), v0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    assert_int_equal(testdb_count(&fresh, "SELECT COUNT(*) FROM "
+                                          "schema_migrations"),
+                     v0);
+    assert_int_equal(testdb_count(&fresh, "SELECT COUNT(DISTINCT version) "
+                                          "FROM schema_migrations"),
+                     v0);
     assert_int_equal(ST_CALL(o[0].st, config_set, "who", "zero"), 0);
     char *val = NULL;
     assert_int_equal(ST_CALL(o[1].st, config_get, "who", &val), 0);
     assert_string_equal(val, "zero");
     cp_free(val);
-    store_close(o[0].st);
-    store_close(o[1].st);
+    for (int i = 0; i < OPENERS; i++)
+        store_close(o[i].st);
+    testdb_drop(&fresh);
 }
 
 /* ==== Config ==== */
@@ -372,6 +367,32 @@ static void test_tokens(void **state)
     store_token_list_release(&l);
 }
 
+/* A bootstrap login confirmed: the code goes, the token forgets it. */
+static void test_token_confirm(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    char uid[25], code[25];
+    make_user(st, "admin", uid);
+    make_token(st, uid, STORE_TOKEN_CODE, "h-boot", NULL, true, 0, code);
+    struct store_token t = {0};
+    store_new_id(t.id);
+    memcpy(t.user_id, uid, sizeof(t.user_id));
+    t.kind = STORE_TOKEN_BEARER;
+    t.token_hash = (char *)(uintptr_t) "h-child";
+    memcpy(t.parent_code_id, code, sizeof(t.parent_code_id));
+    assert_int_equal(ST_CALL(st, token_create, &t), 0);
+
+    struct store_token got = {0};
+    assert_int_equal(ST_CALL(st, token_get, t.id, &got), 0);
+    assert_string_equal(got.parent_code_id, code);
+    store_token_release(&got);
+    assert_int_equal(ST_CALL(st, token_confirm, t.id, code), 0);
+    assert_int_equal(ST_CALL(st, token_get, code, &got), CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, token_get, t.id, &got), 0);
+    assert_string_equal(got.parent_code_id, "");
+    store_token_release(&got);
+}
+
 /* ==== Grids ==== */
 
 static void test_grids(void **state)
@@ -470,14 +491,10 @@ static void test_grids(void **state)
     store_new_id(upd.id);
     assert_int_equal(ST_CALL(st, grid_update, &upd), CP_ENOTFOUND);
 
-    /* counts and the delete guard, with rows the store has no API for
-     * yet: written straight into the file */
-    char sql[512], path[160];
-    snprintf(path, sizeof(path), "%s/kontena.db",
-             ((struct fixture *)*state)->data);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    /* counts and the delete guard, with rows written straight into the
+     * database */
+    struct testdb *db = &((struct fixture *)*state)->db;
+    char sql[512];
     snprintf(sql, sizeof(sql),
              "INSERT INTO host_nodes(id, grid_id, name, node_number, "
              "created_at, updated_at) VALUES('n1', '%s', 'node-1', 1, 1, 1);"
@@ -487,7 +504,7 @@ static void test_grids(void **state)
              "created_at, updated_at) SELECT 's1', grid_id, id, 'web', 1, 1 "
              "FROM stacks WHERE grid_id='%s' AND name='null';",
              g.id, g.id, g.id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    testdb_exec(db, sql);
     assert_int_equal(ST_CALL(st, grid_list, NULL, &l), 0);
     assert_int_equal(l.items[0].node_count, 0);
     assert_int_equal(l.items[1].node_count, 2);
@@ -495,12 +512,8 @@ static void test_grids(void **state)
     assert_int_equal(l.items[1].container_count, 0);
     store_grid_list_release(&l);
     assert_int_equal(ST_CALL(st, grid_delete, g.id), CP_ECONFLICT);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DELETE FROM host_nodes;"
-                                  "DELETE FROM grid_services;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    testdb_exec(db, "DELETE FROM host_nodes;"
+                    "DELETE FROM grid_services;");
 
     /* delete */
     assert_int_equal(ST_CALL(st, grid_delete, g.id), 0);
@@ -583,38 +596,140 @@ static void test_leases(void **state)
         0);
 }
 
+/* Messages a subscriber got: the count and the last one. PostgreSQL
+ * delivers on its listener thread, so the count is read atomically (and
+ * written after last). */
 struct feed_rec {
     int calls;
     char last[64];
+    size_t last_len;
 };
 
 static void feed_cb(void *ctx, const char *channel, const char *payload)
 {
     struct feed_rec *r = ctx;
-    r->calls++;
     snprintf(r->last, sizeof(r->last), "%s:%s", channel, payload);
+    r->last_len = strlen(channel) + 1 + strlen(payload);
+    __atomic_add_fetch(&r->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static int calls(struct feed_rec *r)
+{
+    return __atomic_load_n(&r->calls, __ATOMIC_SEQ_CST);
 }
 
 static void test_feed(void **state)
 {
     struct store *st = ((struct fixture *)*state)->st;
-    struct feed_rec a = {0}, b = {0};
+    struct feed_rec a = {0}, b = {0}, c = {0};
     int ida = st->ops->feed_subscribe(st, feed_cb, &a);
     int idb = st->ops->feed_subscribe(st, feed_cb, &b);
     assert_true(ida > 0);
     assert_true(idb > 0);
     assert_int_not_equal(ida, idb);
     assert_int_equal(ST_CALL(st, feed_publish, "grids", "{\"id\":1}"), 0);
-    assert_int_equal(a.calls, 1);
-    assert_int_equal(b.calls, 1);
+    assert_true(testdb_wait(&a.calls, 1, 5000));
+    assert_true(testdb_wait(&b.calls, 1, 5000));
     assert_string_equal(a.last, "grids:{\"id\":1}");
     st->ops->feed_unsubscribe(st, ida);
     assert_int_equal(ST_CALL(st, feed_publish, "grids", "2"), 0);
-    assert_int_equal(a.calls, 1);
-    assert_int_equal(b.calls, 2);
+    assert_true(testdb_wait(&b.calls, 2, 5000));
+    assert_int_equal(calls(&a), 1);
+    assert_string_equal(b.last, "grids:2");
     st->ops->feed_unsubscribe(st, idb);
     assert_int_equal(ST_CALL(st, feed_publish, "grids", "3"), 0);
-    assert_int_equal(b.calls, 2);
+    /* a later subscriber sees "4", which was published after "3": by
+     * then "3" went to nobody */
+    int idc = st->ops->feed_subscribe(st, feed_cb, &c);
+    assert_true(idc > 0);
+    assert_int_equal(ST_CALL(st, feed_publish, "grids", "4"), 0);
+    for (int i = 0; i < 1000 && strcmp(c.last, "grids:4") != 0; i++) {
+        testdb_wait(&c.calls, calls(&c) + 1, 5);
+    }
+    assert_string_equal(c.last, "grids:4");
+    assert_int_equal(calls(&b), 2);
+    assert_int_equal(calls(&a), 1);
+    st->ops->feed_unsubscribe(st, idc);
+}
+
+/* A payload far above PostgreSQL's 8000-byte NOTIFY limit arrives whole
+ * (and one just under and over the inline size). */
+static void big_cb(void *ctx, const char *channel, const char *payload)
+{
+    struct feed_rec *r = ctx;
+    size_t n = strlen(payload);
+    bool ok = strcmp(channel, "big") == 0 && n > 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = payload[i] == (char)('a' + (i % 26));
+    snprintf(r->last, sizeof(r->last), "%s", ok ? "intact" : "damaged");
+    r->last_len = n;
+    __atomic_add_fetch(&r->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_feed_big_payload(void **state)
+{
+    struct store *st = ((struct fixture *)*state)->st;
+    struct feed_rec r = {0};
+    int id = st->ops->feed_subscribe(st, big_cb, &r);
+    assert_true(id > 0);
+    const size_t sizes[] = {6990, 7100, 8000, 100000};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        char *payload = cp_malloc(sizes[k] + 1);
+        for (size_t i = 0; i < sizes[k]; i++)
+            payload[i] = (char)('a' + (i % 26));
+        payload[sizes[k]] = '\0';
+        assert_int_equal(ST_CALL(st, feed_publish, "big", payload), 0);
+        cp_free(payload);
+        assert_true(testdb_wait(&r.calls, (int)k + 1, 5000));
+        assert_string_equal(r.last, "intact");
+        assert_int_equal(r.last_len, sizes[k]);
+    }
+    st->ops->feed_unsubscribe(st, id);
+}
+
+/* PostgreSQL: connections killed by the server (restart, failover, idle
+ * timeout) cost at most a CP_EIO per pooled connection, then the store
+ * reconnects; the feed's listener reconnects by itself. */
+static void test_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    if (!f->db.pg) {
+        print_message("skipped: SQLite has no connections to lose\n");
+        skip();
+    }
+    struct store *st = f->st;
+    struct feed_rec r = {0};
+    int id = st->ops->feed_subscribe(st, feed_cb, &r);
+    assert_true(id > 0);
+    assert_int_equal(ST_CALL(st, config_set, "k", "before"), 0);
+    /* the pool's connection and the listener's */
+    assert_true(testdb_count(&f->db, "SELECT COUNT(pg_terminate_backend(pid))"
+                                     " FROM pg_stat_activity WHERE "
+                                     "datname=current_database() AND "
+                                     "pid<>pg_backend_pid()") >= 2);
+    int failures = 0, rc = -1;
+    for (int i = 0; i < 10 && rc != 0; i++) {
+        rc = st->ops->ping(st);
+        if (rc != 0) {
+            assert_int_equal(rc, CP_EIO);
+            failures++;
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_true(failures <= 1);
+    char *val = NULL;
+    assert_int_equal(ST_CALL(st, config_get, "k", &val), 0);
+    assert_string_equal(val, "before");
+    cp_free(val);
+    /* the listener is back within its backoff */
+    bool got = false;
+    for (int i = 0; i < 50 && !got; i++) {
+        assert_int_equal(ST_CALL(st, feed_publish, "after", "1"), 0);
+        got = testdb_wait(&r.calls, 1, 200);
+    }
+    assert_true(got);
+    assert_string_equal(r.last, "after:1");
+    st->ops->feed_unsubscribe(st, id);
 }
 
 /* ==== Concurrency ==== */
@@ -701,10 +816,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_big_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

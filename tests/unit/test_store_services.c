@@ -1,6 +1,8 @@
-/* Unit tests of the SQLite store's service-side operations (issue 4):
+/* Unit tests of the store's service-side operations (issue 4):
  * services, instances, deploys (queue, claim, fencing), containers, logs
- * and events, each against a fresh temporary data directory.
+ * and events, each against a fresh database: SQLite in a temporary data
+ * directory, or PostgreSQL when KONTENA_TEST_DATABASE_URL is set
+ * (tests/pg.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +14,9 @@
 #include "../../src/common/err.h"
 #include "../../src/common/util.h"
 #include "../../src/master/store.h"
+#include "store_testdb.h"
 
-#include <ftw.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,21 +24,12 @@
 #include <unistd.h>
 
 struct fixture {
-    char dir[64];
+    struct testdb db;
     struct store *st;
     char grid[STORE_ID_LEN + 1];
     char node1[STORE_ID_LEN + 1];
     char node2[STORE_ID_LEN + 1];
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void make_node(struct store *st, const char *grid, const char *name,
                       char id[STORE_ID_LEN + 1])
@@ -68,10 +60,9 @@ static void make_grid(struct store *st, const char *name, const char *tok,
 static int setup(void **state)
 {
     struct fixture *f = cp_calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store_svc.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    testdb_make(&f->db, NULL);
     char err[256] = "";
-    if (store_open(f->dir, &f->st, err, sizeof(err)) != 0)
+    if (store_open(f->db.url, &f->st, err, sizeof(err)) != 0)
         fail_msg("store_open: %s", err);
     make_grid(f->st, "g1", "tok-1", f->grid);
     make_node(f->st, f->grid, "node-1", f->node1);
@@ -84,32 +75,11 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdb_drop(&f->db);
     cp_free(f);
     return 0;
 }
 
-/* A second handle on the database, for rows the store has no API for
- * (extra stacks) and for checking cascades. */
-static sqlite3 *raw_db(struct fixture *f)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/kontena.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int raw_count(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    return n;
-}
 
 /* Creates service name in stack_id ("" = null stack); returns its id. */
 static void make_service(struct store *st, const char *grid,
@@ -137,15 +107,14 @@ static void test_services(void **state)
     make_service(st, f->grid, "", "web", web);
     make_service(st, f->grid, "", "db", db);
 
-    /* a second stack, written straight into the file (no stack API yet) */
-    sqlite3 *raw = raw_db(f);
+    /* a second stack, written straight into the database (no stack API
+     * yet) */
     char sql[256];
     snprintf(sql, sizeof(sql),
              "INSERT INTO stacks(id, grid_id, name, created_at, updated_at) "
              "VALUES('aaaaaaaaaaaaaaaaaaaaaaaa', '%s', 'app', 1, 1)",
              f->grid);
-    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(raw);
+    testdb_exec(&f->db, sql);
     make_service(st, f->grid, "aaaaaaaaaaaaaaaaaaaaaaaa", "web", api);
 
     struct store_service v = {0};
@@ -1017,12 +986,12 @@ static void test_grid_delete_cascades(void **state)
     assert_int_equal(ST_CALL(st, service_delete, a), 0);
     assert_int_equal(ST_CALL(st, grid_delete, f->grid), 0);
 
-    sqlite3 *db = raw_db(f);
-    assert_int_equal(raw_count(db, "SELECT COUNT(*) FROM containers"), 0);
-    assert_int_equal(raw_count(db, "SELECT COUNT(*) FROM container_logs"), 0);
-    assert_int_equal(raw_count(db, "SELECT COUNT(*) FROM event_logs"), 0);
-    assert_int_equal(raw_count(db, "SELECT COUNT(*) FROM stacks"), 0);
-    sqlite3_close(db);
+    struct testdb *db = &f->db;
+    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM containers"), 0);
+    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM container_logs"),
+                     0);
+    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM event_logs"), 0);
+    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM stacks"), 0);
 }
 
 /* The history reads must be served by the (col, seq) indexes, not a scan
@@ -1030,7 +999,40 @@ static void test_grid_delete_cascades(void **state)
 static void test_history_plans(void **state)
 {
     struct fixture *f = *state;
-    sqlite3 *db = raw_db(f);
+    if (f->db.pg) {
+#ifdef CP_WITH_POSTGRES
+        /* With sequential scans priced out, each read must still be
+         * answerable by an index in seq order (no scan, no sort). */
+        static const char *const pg_sqls[] = {
+            "SELECT seq FROM container_logs WHERE true AND grid_id='g' AND "
+            "service_id='s' ORDER BY seq DESC LIMIT 10",
+            "SELECT seq FROM container_logs WHERE true AND grid_id='g' AND "
+            "seq>5 ORDER BY seq LIMIT 10",
+            "SELECT seq FROM event_logs WHERE true AND grid_id='g' ORDER BY "
+            "seq DESC LIMIT 10",
+        };
+        for (size_t i = 0; i < sizeof(pg_sqls) / sizeof(pg_sqls[0]); i++) {
+            char sql[512];
+            snprintf(sql, sizeof(sql),
+                     "SET enable_seqscan=off; SET enable_bitmapscan=off; "
+                     "EXPLAIN %s",
+                     pg_sqls[i]);
+            PGresult *r = testdb_pq(f->db.url, sql, true);
+            bool indexed = false;
+            for (int row = 0; row < PQntuples(r); row++) {
+                const char *d = PQgetvalue(r, row, 0);
+                if (strstr(d, "Index") != NULL)
+                    indexed = true;
+                assert_null(strstr(d, "Seq Scan"));
+                assert_null(strstr(d, "Sort"));
+            }
+            PQclear(r);
+            assert_true(indexed);
+        }
+#endif
+        return;
+    }
+    sqlite3 *db = testdb_sqlite(&f->db);
     static const char *const sqls[] = {
         "EXPLAIN QUERY PLAN SELECT seq FROM container_logs WHERE 1 AND "
         "grid_id=? AND service_id=? ORDER BY seq DESC LIMIT ?",

@@ -1,6 +1,6 @@
 /* Unit tests of the stale-node sweep with HA (issue 6): liveness leases
  * of masters, the stale rule, and the leader fence, against a fresh
- * temporary data directory.
+ * temporary data directory (or PostgreSQL database: store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +12,8 @@
 #include "../../src/common/err.h"
 #include "../../src/common/util.h"
 #include "../../src/master/store.h"
+#include "store_testdb.h"
 
-#include <ftw.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +21,12 @@
 #include <unistd.h>
 
 struct fixture {
-    char dir[64];
+    struct testdb db;
     struct store *st;
     char grid[STORE_ID_LEN + 1];
     char node1[STORE_ID_LEN + 1];
     char node2[STORE_ID_LEN + 1];
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void make_node(struct store *st, const char *grid, const char *name,
                       char id[STORE_ID_LEN + 1])
@@ -67,10 +57,9 @@ static void make_grid(struct store *st, const char *name, const char *tok,
 static int setup(void **state)
 {
     struct fixture *f = cp_calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store_sweep.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    testdb_make(&f->db, NULL);
     char err[256] = "";
-    if (store_open(f->dir, &f->st, err, sizeof(err)) != 0)
+    if (store_open(f->db.url, &f->st, err, sizeof(err)) != 0)
         fail_msg("store_open: %s", err);
     make_grid(f->st, "g1", "tok-1", f->grid);
     make_node(f->st, f->grid, "node-1", f->node1);
@@ -83,7 +72,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdb_drop(&f->db);
     cp_free(f);
     return 0;
 }
@@ -179,26 +168,13 @@ static void test_sweep_liveness_stale_and_fence(void **state)
     expect(st, node4, false, NULL);
 }
 
-/* Rows of the leases table by name, read with SQLite directly. */
-static int count_leases(const char *dir, const char *name)
+/* Rows of the leases table by name, read with SQL directly. */
+static long long count_leases(struct fixture *f, const char *name)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/kontena.db", dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT COUNT(*) FROM leases "
-                                        "WHERE name=?",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return n;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM leases WHERE name='%s'",
+             name);
+    return testdb_count(&f->db, sql);
 }
 
 static void test_sweep_deletes_old_liveness_leases(void **state)
@@ -214,8 +190,8 @@ static void test_sweep_deletes_old_liveness_leases(void **state)
     assert_int_equal(ST_CALL(st, nodes_sweep, now - 50000, now, NULL, NULL,
                              &marked), 0);
     /* The one expired for two hours is gone, the recent one stays. */
-    assert_int_equal(count_leases(f->dir, "master:old"), 0);
-    assert_int_equal(count_leases(f->dir, "master:recent"), 1);
+    assert_int_equal(count_leases(f, "master:old"), 0);
+    assert_int_equal(count_leases(f, "master:recent"), 1);
 }
 
 int main(void)
