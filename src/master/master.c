@@ -5,6 +5,7 @@
 #include "master.h"
 #include "authcache.h"
 #include "ratelimit.h"
+#include "vault.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
 #include "../common/err.h"
@@ -215,6 +216,8 @@ int master_init(struct master *m)
     rc = setup_keys(m);
     if (rc != 0)
         return rc;
+    m->vault = vault_new(m->cfg.vault_key, m->cfg.vault_key_previous,
+                         m->store);
     m->store_is_local = m->cfg.inline_reads &&
                         strcmp(m->store->ops->name, "sqlite") == 0;
 
@@ -270,6 +273,7 @@ int master_reset_admin_code(struct master *m)
 void master_release(struct master *m)
 {
     store_close(m->store);
+    vault_free(m->vault);
     ratelimit_free(m->login_limit);
     authcache_free(m->auth_cache);
     cp_free(m->server_uuid);

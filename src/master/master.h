@@ -15,6 +15,7 @@
 struct ratelimit;
 struct authcache;
 struct agents;
+struct vault;
 
 /* The master process. Created once in main(); read-only after start-up
  * except where a field says who mutates it. Handlers running on worker
@@ -30,6 +31,7 @@ struct master {
      * tokens): from VAULT_KEY, else from <data_dir>/master.key. */
     unsigned char seal_key[CP_KEY_LEN];
     bool vault_configured;
+    struct vault *vault; /* grid secrets (vault.h); never NULL after init */
     bool store_is_local; /* embedded store: cheap reads may run inline */
     int64_t started_at;
     struct ratelimit *login_limit; /* loop thread only */
