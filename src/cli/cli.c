@@ -28,6 +28,8 @@ const struct cli_cmd cli_commands[] = {
      cmd_service},
     {"container", NULL, "<command>", "manage containers", NULL, 0, 0, NULL,
      cmd_container},
+    {"vault", NULL, "<command>", "manage the grid's secrets", NULL, 0, 0, NULL,
+     cmd_vault},
     {"whoami", NULL, "[options]", "show the current master, grid and user",
      whoami_opts, 0, 0, cmd_whoami, NULL},
     {"version", NULL, "", "show the cli and master versions", version_opts, 0,
