@@ -195,6 +195,13 @@ static int open_b64(const unsigned char key[CP_KEY_LEN], const char *b64,
     char *plain = NULL;
     EVP_CIPHER_CTX *ctx = NULL;
     size_t len = 0;
+    /* Only the canonical encoding: base64 leaves spare bits in its last
+     * character, and two texts must not open to the same value. */
+    char *again = cp_base64_encode(raw, raw_len);
+    bool is_canonical = strcmp(again, b64) == 0;
+    cp_free(again);
+    if (!is_canonical)
+        goto out;
     if (raw_len < NONCE_LEN + TAG_LEN || raw_len - NONCE_LEN > INT32_MAX)
         goto out;
     len = raw_len - NONCE_LEN - TAG_LEN;
