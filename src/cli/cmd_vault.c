@@ -348,11 +348,12 @@ static int run_import(struct cli *cli, const struct args *a)
     {
         if (!(json_is_string(v) || json_is_number(v) || json_is_boolean(v) ||
               json_is_null(v))) {
+            cli_fail(cli,
+                     "cannot import: the value of %s is not a string, "
+                     "number, boolean or null",
+                     k);
             json_decref(in);
-            return cli_fail(cli,
-                            "cannot import: the value of %s is not a "
-                            "string, number, boolean or null",
-                            k);
+            return 1;
         }
     }
     if (json_object_size(in) == 0) {

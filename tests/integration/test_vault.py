@@ -58,6 +58,16 @@ def marker(tag):
     return "%s-%s" % (tag, os.urandom(8).hex())
 
 
+def rekey(m, env=None):
+    """Runs kontena-master vault-rekey on m's data dir; fails on a
+    sanitizer report of the tool."""
+    cp = m.run_tool(["vault-rekey", "--data-dir", m.data_dir], env=env)
+    for mark in kh.Master.SANITIZER_MARKS:
+        if mark in cp.stderr:
+            raise AssertionError("sanitizer report from vault-rekey:\n" + cp.stderr)
+    return cp
+
+
 def files_with(root, needles):
     """{path: [needles found]} over every file under root (bytes)."""
     found = {}
@@ -356,17 +366,15 @@ class TestVault(VaultCase):
         self.cli("vault", "write", "three", v["three"])  # sealed under KEY2
 
         # a rekey whose keys open nothing changes nothing and says so
-        cp = self.m.run_tool(["vault-rekey", "--data-dir", self.m.data_dir],
-                             env={"VAULT_KEY": KEY3, "VAULT_KEY_PREVIOUS": "nope-nope-nope-nope"})
+        cp = rekey(self.m, {"VAULT_KEY": KEY3, "VAULT_KEY_PREVIOUS": "nope-nope-nope-nope"})
         self.assertEqual(cp.returncode, 1, kh.describe_run(cp))
         self.assertIn("neither VAULT_KEY", cp.stderr)
-        cp = self.m.run_tool(["vault-rekey", "--data-dir", self.m.data_dir])
+        cp = rekey(self.m)
         self.assertEqual(cp.returncode, 1, kh.describe_run(cp))
         self.assertIn("VAULT_KEY is not set", cp.stderr)
 
         # step 2: rekey while the master runs
-        cp = self.m.run_tool(["vault-rekey", "--data-dir", self.m.data_dir],
-                             env={"VAULT_KEY": KEY2, "VAULT_KEY_PREVIOUS": KEY1})
+        cp = rekey(self.m, {"VAULT_KEY": KEY2, "VAULT_KEY_PREVIOUS": KEY1})
         self.assertEqual(cp.returncode, 0, kh.describe_run(cp))
         self.assertIn("2 secret(s) re-sealed", cp.stdout)
         self.assertIn("1 already", cp.stdout)
@@ -374,8 +382,7 @@ class TestVault(VaultCase):
         for n in v:
             self.assertEqual(self.cli("vault", "read", n).stdout, v[n] + "\n")
         # again: nothing left to do
-        cp = self.m.run_tool(["vault-rekey", "--data-dir", self.m.data_dir],
-                             env={"VAULT_KEY": KEY2, "VAULT_KEY_PREVIOUS": KEY1})
+        cp = rekey(self.m, {"VAULT_KEY": KEY2, "VAULT_KEY_PREVIOUS": KEY1})
         self.assertEqual(cp.returncode, 0, kh.describe_run(cp))
         self.assertIn("0 secret(s) re-sealed", cp.stdout)
         self.assertIn("3 already", cp.stdout)
@@ -470,6 +477,9 @@ class TestVaultPods(VaultCase):
                 except Exception:  # noqa: BLE001
                     a.kill()
             ts.remove_grid_containers()
+            reports = ["agent %s:\n%s" % (a.label, a.log()[-4000:])
+                       for a in cls.agents.values()
+                       if any(mk in a.log() for mk in kh.Master.SANITIZER_MARKS)]
             try:
                 if cls.m is not None:
                     cls.m.stop()
@@ -484,6 +494,8 @@ class TestVaultPods(VaultCase):
                     sys.stderr.write("[test_vault] kept %s\n" % cls.tmp)
                 if getattr(cls, "lock", None) is not None:
                     cls.lock.close()
+            if reports:
+                raise AssertionError("sanitizer reports: " + "\n".join(reports))
 
     @classmethod
     def logs(cls):
