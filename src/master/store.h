@@ -698,6 +698,14 @@ struct store_ops {
      * CP_ENOTFOUND when it is gone. */
     int (*secret_reseal)(struct store *st, const char *id, const char *old,
                          const char *value);
+    /* Key rotation of the grid and node tokens sealed at rest: replaces
+     * token_sealed of grid / node id by value only while it is still old
+     * (compare-and-set). CP_ECONFLICT when it changed meanwhile,
+     * CP_ENOTFOUND when the row is gone. */
+    int (*grid_token_reseal)(struct store *st, const char *id,
+                             const char *old, const char *value);
+    int (*node_token_reseal)(struct store *st, const char *id,
+                             const char *old, const char *value);
     /* Up to limit secrets of every grid with ids above after_id ("" =
      * from the start), ordered by id, without services: a rekey walks
      * them page by page. */

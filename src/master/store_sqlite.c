@@ -1725,4 +1725,6 @@ const struct store_ops store_sqlite_ops = {
     .secret_delete = sqv_secret_delete,
     .secret_reseal = sqv_secret_reseal,
     .secrets_page = sqv_secrets_page,
+    .grid_token_reseal = sqv_grid_token_reseal,
+    .node_token_reseal = sqv_node_token_reseal,
 };

@@ -222,6 +222,10 @@ int sqv_secret_update(struct store *st, const char *grid_id, const char *name,
 int sqv_secret_delete(struct store *st, const char *grid_id, const char *name);
 int sqv_secret_reseal(struct store *st, const char *id, const char *old,
                       const char *value);
+int sqv_grid_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
+int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
 int sqv_secrets_page(struct store *st, const char *after_id, int limit,
                      struct store_secret_list *out);
 

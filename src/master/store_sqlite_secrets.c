@@ -1,4 +1,5 @@
-/* SQLite backend: the vault's secrets (spec 7). Values arrive sealed;
+/* SQLite backend: the vault's secrets (spec 7), and the compare-and-set
+ * re-sealing of every sealed value that a key rotation rewrites. Values arrive sealed;
  * this file never sees a plaintext. Which services use a secret is read
  * from their spec JSON ("secrets": [{secret, name, type}]) with
  * json_each, so a list is two queries whatever the number of secrets and
@@ -248,16 +249,17 @@ out:
     return rc;
 }
 
-int sqv_secret_reseal(struct store *st, const char *id, const char *old,
-                      const char *value)
+/* Compare-and-set of one sealed column: update sets it to ?3 where id=?1
+ * and it is still ?2; exists tells a change from a missing row. */
+static int reseal_cas(struct store *st, const char *update, const char *exists,
+                      const char *id, const char *old, const char *value)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = sqlx_tx_begin(c);
     if (rc != 0)
         goto out;
-    sqlite3_stmt *q =
-        sqlx_prep(c, "UPDATE grid_secrets SET value=?3 WHERE id=?1 AND value=?2");
+    sqlite3_stmt *q = sqlx_prep(c, update);
     if (q == NULL) {
         rc = CP_EIO;
         goto out;
@@ -265,16 +267,15 @@ int sqv_secret_reseal(struct store *st, const char *id, const char *old,
     sqlx_bind_str(q, 1, id);
     sqlx_bind_str(q, 2, old);
     sqlx_bind_str(q, 3, value);
-    rc = sqlx_run(c, q, "secret reseal");
+    rc = sqlx_run(c, q, "reseal");
     if (rc == 0 && sqlite3_changes(c->db) == 0) {
-        /* Tell "changed meanwhile" from "gone". */
-        q = sqlx_prep(c, "SELECT 1 FROM grid_secrets WHERE id=?1");
+        q = sqlx_prep(c, exists);
         if (q == NULL) {
             rc = CP_EIO;
             goto out;
         }
         sqlx_bind_str(q, 1, id);
-        rc = sqlx_step(c, q, "secret reseal check");
+        rc = sqlx_step(c, q, "reseal check");
         sqlx_done(q);
         rc = rc == 1 ? CP_ECONFLICT : (rc == 0 ? CP_ENOTFOUND : rc);
     }
@@ -283,6 +284,31 @@ int sqv_secret_reseal(struct store *st, const char *id, const char *old,
 out:
     sqlx_conn_put(s, c);
     return rc;
+}
+
+int sqv_secret_reseal(struct store *st, const char *id, const char *old,
+                      const char *value)
+{
+    return reseal_cas(
+        st, "UPDATE grid_secrets SET value=?3 WHERE id=?1 AND value=?2",
+        "SELECT 1 FROM grid_secrets WHERE id=?1", id, old, value);
+}
+
+int sqv_grid_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value)
+{
+    return reseal_cas(
+        st, "UPDATE grids SET token_sealed=?3 WHERE id=?1 AND token_sealed=?2",
+        "SELECT 1 FROM grids WHERE id=?1", id, old, value);
+}
+
+int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value)
+{
+    return reseal_cas(st,
+                      "UPDATE host_nodes SET token_sealed=?3"
+                      " WHERE id=?1 AND token_sealed=?2",
+                      "SELECT 1 FROM host_nodes WHERE id=?1", id, old, value);
 }
 
 int sqv_secrets_page(struct store *st, const char *after_id, int limit,

@@ -1,6 +1,7 @@
 /* The vault's keys, check value, pod secrets and rekey (see vault.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "vault.h"
+#include "master.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
 #include "../common/err.h"
@@ -375,6 +376,95 @@ static int rekey_pass(const struct vault *v, struct store *st,
     }
 }
 
+/* The grid and node tokens that VAULT_KEY also seals (master.h
+ * seal_key): re-sealed under the new key when they open with the
+ * previous one. A token that opens with neither was sealed with another
+ * key (e.g. <data dir>/master.key before VAULT_KEY was set): a warning,
+ * since it is no vault secret. */
+struct token_keys {
+    unsigned char key[CP_KEY_LEN], prev[CP_KEY_LEN];
+    bool has_prev;
+    int resealed, current, unopened, failed;
+};
+
+static void reseal_token(struct token_keys *k, struct store *st,
+                         bool is_grid, const char *id, const char *what,
+                         const char *sealed)
+{
+    char *plain = NULL;
+    size_t len = 0;
+    if (sealed == NULL)
+        return;
+    if (cp_open(k->key, sealed, &plain, &len) == 0) {
+        vault_plain_free(plain, len);
+        k->current++;
+        return;
+    }
+    if (!k->has_prev || cp_open(k->prev, sealed, &plain, &len) != 0) {
+        fprintf(stderr,
+                "vault-rekey: warning: the token of %s opens with neither "
+                "key; reset it to show it again\n",
+                what);
+        k->unopened++;
+        return;
+    }
+    char *fresh = cp_seal(k->key, plain, len);
+    vault_plain_free(plain, len);
+    int rc = is_grid ? ST_CALL(st, grid_token_reseal, id, sealed, fresh)
+                     : ST_CALL(st, node_token_reseal, id, sealed, fresh);
+    cp_free(fresh);
+    if (rc == 0)
+        k->resealed++;
+    else if (rc != CP_ENOTFOUND && rc != CP_ECONFLICT) {
+        /* Changed or gone meanwhile: a new token is under the new key. */
+        fprintf(stderr, "vault-rekey: cannot write the token of %s: %s\n",
+                what, cp_strerror(rc));
+        k->failed++;
+    }
+}
+
+static int rekey_tokens(const struct master_config *cfg, struct store *st)
+{
+    struct token_keys k = {0};
+    if (cp_hkdf_sha256(cfg->vault_key, strlen(cfg->vault_key),
+                       MASTER_SEAL_INFO, k.key) != 0)
+        return CP_EINVAL;
+    const char *prev = cfg->vault_key_previous;
+    k.has_prev = prev != NULL && prev[0] != '\0' &&
+                 cp_hkdf_sha256(prev, strlen(prev), MASTER_SEAL_INFO,
+                                k.prev) == 0;
+    struct store_grid_list grids = {0};
+    int rc = ST_CALL(st, grid_list, NULL, &grids);
+    for (size_t i = 0; rc == 0 && i < grids.len; i++) {
+        const struct store_grid *g = &grids.items[i];
+        char what[160];
+        snprintf(what, sizeof(what), "grid %s", g->name);
+        reseal_token(&k, st, true, g->id, what, g->token_sealed);
+        struct store_node_list nodes = {0};
+        rc = ST_CALL(st, node_list, g->id, &nodes);
+        for (size_t n = 0; rc == 0 && n < nodes.len; n++) {
+            snprintf(what, sizeof(what), "node %s/%s", g->name,
+                     nodes.items[n].name ? nodes.items[n].name : "?");
+            reseal_token(&k, st, false, nodes.items[n].id, what,
+                         nodes.items[n].token_sealed);
+        }
+        store_node_list_release(&nodes);
+    }
+    store_grid_list_release(&grids);
+    OPENSSL_cleanse(k.key, sizeof(k.key));
+    OPENSSL_cleanse(k.prev, sizeof(k.prev));
+    if (rc != 0) {
+        fprintf(stderr, "vault-rekey: cannot list grids and nodes: %s\n",
+                cp_strerror(rc));
+        return rc;
+    }
+    printf("vault-rekey: %d grid/node token(s) re-sealed, %d already under "
+           "the new key%s\n",
+           k.resealed, k.current,
+           k.unopened > 0 ? ", some open with neither key (see above)" : "");
+    return k.failed > 0 ? CP_EIO : 0;
+}
+
 int vault_rekey_command(const struct master_config *cfg)
 {
     if (cfg->vault_key == NULL || cfg->vault_key[0] == '\0') {
@@ -415,6 +505,8 @@ int vault_rekey_command(const struct master_config *cfg)
                "already under it%s\n",
                total.resealed, v->kid, total.current,
                total.failed > 0 ? "; some were not (see above)" : "");
+    if (rc == 0)
+        rc = rekey_tokens(cfg, st);
     bool ok = rc == 0 && total.failed == 0;
     vault_free(v);
     store_close(st);

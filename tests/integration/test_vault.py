@@ -359,10 +359,24 @@ class TestVault(VaultCase):
         v = {n: marker(n) for n in ("one", "two", "three")}
         self.cli("vault", "write", "one", v["one"])
         self.cli("vault", "write", "two", v["two"])
+        # VAULT_KEY also seals the grid and node tokens: they rotate too
+        node_token = "node-token-" + os.urandom(8).hex()
+        st, _ = self.rest("POST", "/v1/grids/%s/nodes" % GRID,
+                          {"name": "n1", "token": node_token})
+        self.assertEqual(st, 201)
+        grid_token = self.rest("GET", "/v1/grids/%s" % GRID)[1]["token"]
+        self.assertTrue(grid_token)
+
+        def tokens_shown():
+            g = self.rest("GET", "/v1/grids/%s" % GRID)[1].get("token")
+            n = self.rest("GET", "/v1/nodes/%s/n1/token" % GRID)[1].get("token")
+            self.assertEqual((g, n), (grid_token, node_token), self.m.logs()[-2000:])
+
         # rotation step 1: every master runs with the new key and the old
         self.restart({"VAULT_KEY": KEY2, "VAULT_KEY_PREVIOUS": KEY1})
         self.assertEqual(self.cli("vault", "read", "one").stdout, v["one"] + "\n")
         self.assertIn("vault-rekey", self.m.logs())  # tells what to do next
+        tokens_shown()
         self.cli("vault", "write", "three", v["three"])  # sealed under KEY2
 
         # a rekey whose keys open nothing changes nothing and says so
@@ -379,6 +393,7 @@ class TestVault(VaultCase):
         self.assertIn("2 secret(s) re-sealed", cp.stdout)
         self.assertIn("1 already", cp.stdout)
         self.assertIn("check value re-sealed", cp.stdout)
+        self.assertIn("2 grid/node token(s) re-sealed", cp.stdout)
         for n in v:
             self.assertEqual(self.cli("vault", "read", n).stdout, v[n] + "\n")
         # again: nothing left to do
@@ -391,6 +406,7 @@ class TestVault(VaultCase):
         self.restart({"VAULT_KEY": KEY2})
         self.assertEqual(json.loads(self.cli("vault", "export").stdout), v)
         self.assertNotIn("does not match", self.m.logs())
+        tokens_shown()
         # the old key alone no longer opens anything
         self.restart({"VAULT_KEY": KEY1})
         st, got = self.rest("GET", "/v1/secrets/%s/one" % GRID)
