@@ -10,6 +10,7 @@
 #include "../common/util.h"
 
 #include <assert.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #define LABEL_DEPLOY_REV "io.kontena.container.deploy_rev"
 #define LABEL_LB_PREFIX "io.kontena.load_balancer."
 #define LABEL_HC_PREFIX "io.kontena.health_check."
+#define LABEL_SECRETS_REV "io.kontena.container.secrets_rev"
+#define LABEL_SECRET_ENV "io.kontena.container.secret_env"
 
 static bool str_eq(const char *a, const char *b)
 {
@@ -735,6 +738,26 @@ static bool shares_netns(const char *net)
            (strcmp(net, "host") == 0 || strncmp(net, "container:", 10) == 0);
 }
 
+char *pods_secrets_rev(const struct pod *p)
+{
+    if (p->nsecrets == 0)
+        return NULL;
+    struct cp_buf b;
+    cp_buf_init(&b, (size_t)1 << 26);
+    cp_buf_printf(&b, "kontena secrets v1\n%s\n%d\n",
+                  p->service_id ? p->service_id : "", p->instance_number);
+    /* Length-prefixed, so no two lists give the same bytes. */
+    for (size_t i = 0; i < p->nsecrets; i++)
+        cp_buf_printf(&b, "%zu:%s%zu:%s", strlen(p->secrets[i].key),
+                      p->secrets[i].key, strlen(p->secrets[i].value),
+                      p->secrets[i].value);
+    char hex[65];
+    cp_sha256_hex(b.data, b.len, hex);
+    OPENSSL_cleanse(b.data, b.len);
+    cp_buf_release(&b);
+    return cp_strdup(hex);
+}
+
 static json_t *spec_labels(const struct pod *p)
 {
     json_t *l = kv_json(p->labels, p->nlabels);
@@ -752,6 +775,21 @@ static json_t *spec_labels(const struct pod *p)
     snprintf(num, sizeof(num), "%d", p->instance_number);
     cp_json_set_str(l, LABEL_INSTANCE, num);
     cp_free(name);
+    char *rev = pods_secrets_rev(p);
+    if (rev != NULL) {
+        struct cp_buf names;
+        cp_buf_init(&names, (size_t)1 << 20);
+        for (size_t i = 0; i < p->nsecrets; i++)
+            cp_buf_printf(&names, "%s%s", i > 0 ? "," : "",
+                          p->secrets[i].key);
+        cp_json_set_str(l, LABEL_SECRETS_REV, rev);
+        cp_json_set_str(l, LABEL_SECRET_ENV, names.data);
+        cp_buf_release(&names);
+        cp_free(rev);
+    } else {
+        json_object_del(l, LABEL_SECRETS_REV);
+        json_object_del(l, LABEL_SECRET_ENV);
+    }
     return l;
 }
 
@@ -961,6 +999,8 @@ static void fill_labels(const json_t *labels, struct actual *out)
         out->service_revision = label_int(labels, LABEL_CONT_REVISION);
     const char *rev = cp_json_str(labels, LABEL_DEPLOY_REV);
     out->deploy_rev = rev != NULL ? cp_strdup(rev) : NULL;
+    const char *srev = cp_json_str(labels, LABEL_SECRETS_REV);
+    out->secrets_rev = srev != NULL ? cp_strdup(srev) : NULL;
 
     struct lb_pair *pairs =
         cp_calloc(json_object_size(labels) + 1, sizeof(*pairs));
@@ -1049,6 +1089,7 @@ void pods_actual_release(struct actual *a)
     cp_free(a->service_id);
     cp_free(a->deploy_rev);
     cp_free(a->lb_labels);
+    cp_free(a->secrets_rev);
     cp_free(a->image_id);
     cp_free(a->error);
     memset(a, 0, sizeof(*a));
@@ -1211,6 +1252,11 @@ static char *stale_reason(const struct pod *p, const struct actual *a,
     cp_free(lb);
     if (lb_changed)
         return cp_asprintf("load balancer labels changed");
+    char *secrets = pods_secrets_rev(p);
+    bool secrets_changed = !str_eq(secrets, a->secrets_rev);
+    cp_free(secrets);
+    if (secrets_changed)
+        return cp_asprintf("secret values changed");
     /* Only a new deploy may pick up a new image behind the same name. */
     const char *image = pods_state_image(state, p->image_name);
     if (!str_eq(p->deploy_rev, a->deploy_rev) && image != NULL &&

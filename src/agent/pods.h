@@ -176,6 +176,16 @@ char *pods_container_name(const struct pod *p);
  * a new reference in *create_body. */
 int pods_container_spec(const struct pod *p, json_t **create_body);
 
+/* The digest of the pod's secrets that its container carries as label
+ * io.kontena.container.secrets_rev (with the env names in
+ * io.kontena.container.secret_env), so that a change of a secret's value
+ * counts as a change of the pod (issues #651, #2917): hex SHA-256 over
+ * the pod's service id, instance number and its merged secrets, in
+ * order. A hash, not the values: inspect data travels to the master,
+ * which also drops the label before storing it. NULL when the pod has
+ * no secrets (caller frees). */
+char *pods_secrets_rev(const struct pod *p);
+
 /* ==== Actual state: one container ==== */
 
 /* A container as the engine lists or inspects it, reduced to what the
@@ -190,6 +200,7 @@ struct actual {
     long long service_revision; /* -1 when the label is missing or bad */
     char *deploy_rev;
     char *lb_labels; /* io.kontena.load_balancer.* as sorted "k=v\n" */
+    char *secrets_rev; /* io.kontena.container.secrets_rev, or NULL */
     char *image_id;  /* "sha256:..." */
     bool is_running;
     int exit_code;
@@ -328,7 +339,8 @@ void pods_actions_release(struct pods_actions *a);
  *   - no container: CREATE, then START if desired running;
  *   - desired running and the container is stale (older or unknown
  *     service revision, another service id, different load balancer
- *     labels, an engine error after it stopped, or a new deploy_rev
+ *     labels, other secret values (pods_secrets_rev), an engine error
+ *     after it stopped, or a new deploy_rev
  *     whose pulled image id differs from the container's): RECREATE and
  *     START;
  *   - desired stopped and running: STOP;

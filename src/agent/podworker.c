@@ -1548,6 +1548,23 @@ static void restart_instance(struct podworker *pw, const struct podlist *l,
                 rc != 0 ? err : "no id");
         goto out;
     }
+    /* A restart runs the current secrets (issue #651): when they changed
+     * since the container was made, the converge that follows recreates
+     * it instead (pods_diff), and a stop and start first would only
+     * restart the old values. */
+    char *want = pods_secrets_rev(p);
+    const char *have = cp_json_str(
+        json_object_get(json_object_get(ins, "Config"), "Labels"),
+        "io.kontena.container.secrets_rev");
+    bool is_secrets_changed = !(want == NULL ? have == NULL
+                                             : have != NULL &&
+                                                   strcmp(want, have) == 0);
+    cp_free(want);
+    if (is_secrets_changed) {
+        cp_info("pods: restart of %s: its secrets changed; it is recreated",
+                name);
+        goto out;
+    }
     int grace = p->stop_grace_period >= 0 ? p->stop_grace_period : 10;
     cp_info("pods: restarting %s (stop grace %d s)", name, grace);
     /* Probes of the old run go: wait_for_port and the health check
@@ -1720,6 +1737,11 @@ static void on_list(void *ctx, const json_t *error, const json_t *result)
             list_unref(old);
             cp_debug("pods: %zu service pods desired", n);
         }
+    } else {
+        const char *msg = cp_json_str(error, "message");
+        cp_warn("pods: keeping the previous pod list; the master answered "
+                "the pull with an error%s%s",
+                msg != NULL ? ": " : "", msg != NULL ? msg : "");
     }
     if (pw->wants_pull_again && pw->is_open) {
         pw->wants_pull_again = false;

@@ -29,6 +29,8 @@ const struct cli_cmd cli_commands[] = {
     {"container", NULL, "<command>", "manage containers", NULL, 0, 0, NULL,
      cmd_container},
     {"stack", NULL, "<command>", "manage stacks", NULL, 0, 0, NULL, cmd_stack},
+    {"vault", NULL, "<command>", "manage the grid's secrets", NULL, 0, 0, NULL,
+     cmd_vault},
     {"whoami", NULL, "[options]", "show the current master, grid and user",
      whoami_opts, 0, 0, cmd_whoami, NULL},
     {"version", NULL, "", "show the cli and master versions", version_opts, 0,

@@ -55,6 +55,7 @@ extern const struct cli_cmd cmd_node_label[];
 extern const struct cli_cmd cmd_service[];
 extern const struct cli_cmd cmd_container[];
 extern const struct cli_cmd cmd_stack[];
+extern const struct cli_cmd cmd_vault[];
 int cmd_grid_env(struct cli *cli, const struct args *a);
 int cmd_whoami(struct cli *cli, const struct args *a);
 int cmd_version(struct cli *cli, const struct args *a);

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #define SEAL_PREFIX "kv1:"
+#define SEAL2_PREFIX "kv2:"
 #define NONCE_LEN 12
 #define TAG_LEN 16
 
@@ -69,16 +71,22 @@ out:
     return rc;
 }
 
-char *cp_seal(const unsigned char key[CP_KEY_LEN], const void *plain,
-              size_t len)
+/* AES-256-GCM over plain with aad (may be empty) as associated data:
+ * base64(nonce || ciphertext || tag), a new string. */
+static char *seal_b64(const unsigned char key[CP_KEY_LEN], const void *plain,
+                      size_t len, const char *aad)
 {
     size_t raw_len = NONCE_LEN + len + TAG_LEN;
     unsigned char *raw = cp_malloc(raw_len);
     cp_random_bytes(raw, NONCE_LEN);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int n = 0, fin = 0;
+    int n = 0, fin = 0, a = 0;
+    size_t aad_len = strlen(aad);
     if (ctx == NULL ||
         EVP_EncryptInit_ex(ctx, aes_gcm(), NULL, key, raw) != 1 ||
+        (aad_len > 0 &&
+         EVP_EncryptUpdate(ctx, NULL, &a, (const unsigned char *)aad,
+                           (int)aad_len) != 1) ||
         EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &n, plain, (int)len) != 1 ||
         EVP_EncryptFinal_ex(ctx, raw + NONCE_LEN + n, &fin) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
@@ -86,10 +94,61 @@ char *cp_seal(const unsigned char key[CP_KEY_LEN], const void *plain,
         cp_panic("AES-256-GCM encryption failed");
     EVP_CIPHER_CTX_free(ctx);
     char *b64 = cp_base64_encode(raw, raw_len);
+    cp_free(raw);
+    return b64;
+}
+
+char *cp_seal(const unsigned char key[CP_KEY_LEN], const void *plain,
+              size_t len)
+{
+    char *b64 = seal_b64(key, plain, len, "");
     char *outs = cp_asprintf("%s%s", SEAL_PREFIX, b64);
     cp_free(b64);
-    cp_free(raw);
     return outs;
+}
+
+void cp_key_id(const unsigned char key[CP_KEY_LEN],
+               char out[CP_KEY_ID_LEN + 1])
+{
+    static const char label[] = "kontena key id v1:";
+    unsigned char buf[sizeof(label) - 1 + CP_KEY_LEN];
+    memcpy(buf, label, sizeof(label) - 1);
+    memcpy(buf + sizeof(label) - 1, key, CP_KEY_LEN);
+    char hex[65];
+    cp_sha256_hex(buf, sizeof(buf), hex);
+    memcpy(out, hex, CP_KEY_ID_LEN);
+    out[CP_KEY_ID_LEN] = '\0';
+}
+
+char *cp_seal_kid(const unsigned char key[CP_KEY_LEN], const void *plain,
+                  size_t len)
+{
+    char kid[CP_KEY_ID_LEN + 1];
+    cp_key_id(key, kid);
+    char *header = cp_asprintf("%s%s:", SEAL2_PREFIX, kid);
+    char *b64 = seal_b64(key, plain, len, header);
+    char *outs = cp_asprintf("%s%s", header, b64);
+    cp_free(b64);
+    cp_free(header);
+    return outs;
+}
+
+int cp_sealed_key_id(const char *sealed, char out[CP_KEY_ID_LEN + 1])
+{
+    size_t plen = strlen(SEAL2_PREFIX);
+    if (strncmp(sealed, SEAL2_PREFIX, plen) != 0)
+        return CP_EPROTO;
+    const char *kid = sealed + plen;
+    for (size_t i = 0; i < CP_KEY_ID_LEN; i++) {
+        char c = kid[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return CP_EPROTO;
+    }
+    if (kid[CP_KEY_ID_LEN] != ':')
+        return CP_EPROTO;
+    memcpy(out, kid, CP_KEY_ID_LEN);
+    out[CP_KEY_ID_LEN] = '\0';
+    return 0;
 }
 
 int cp_base64_decode(const char *in, unsigned char **out, size_t *out_len)
@@ -124,27 +183,37 @@ int cp_base64_decode(const char *in, unsigned char **out, size_t *out_len)
     return 0;
 }
 
-int cp_open(const unsigned char key[CP_KEY_LEN], const char *sealed,
-            char **out, size_t *out_len)
+/* Opens base64 text b64 sealed with aad (see seal_b64). */
+static int open_b64(const unsigned char key[CP_KEY_LEN], const char *b64,
+                    const char *aad, char **out, size_t *out_len)
 {
-    size_t plen = strlen(SEAL_PREFIX);
-    if (strncmp(sealed, SEAL_PREFIX, plen) != 0)
-        return CP_EPROTO;
     unsigned char *raw = NULL;
     size_t raw_len = 0;
-    if (cp_base64_decode(sealed + plen, &raw, &raw_len) != 0)
+    if (cp_base64_decode(b64, &raw, &raw_len) != 0)
         return CP_EPROTO;
     int rc = CP_EPROTO;
     char *plain = NULL;
     EVP_CIPHER_CTX *ctx = NULL;
-    if (raw_len < NONCE_LEN + TAG_LEN)
+    size_t len = 0;
+    /* Only the canonical encoding: base64 leaves spare bits in its last
+     * character, and two texts must not open to the same value. */
+    char *again = cp_base64_encode(raw, raw_len);
+    bool is_canonical = strcmp(again, b64) == 0;
+    cp_free(again);
+    if (!is_canonical)
         goto out;
-    size_t len = raw_len - NONCE_LEN - TAG_LEN;
+    if (raw_len < NONCE_LEN + TAG_LEN || raw_len - NONCE_LEN > INT32_MAX)
+        goto out;
+    len = raw_len - NONCE_LEN - TAG_LEN;
+    size_t aad_len = strlen(aad);
     plain = cp_malloc(len + 1);
     ctx = EVP_CIPHER_CTX_new();
-    int n = 0, fin = 0;
+    int n = 0, fin = 0, a = 0;
     if (ctx == NULL ||
         EVP_DecryptInit_ex(ctx, aes_gcm(), NULL, key, raw) != 1 ||
+        (aad_len > 0 &&
+         EVP_DecryptUpdate(ctx, NULL, &a, (const unsigned char *)aad,
+                           (int)aad_len) != 1) ||
         EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + NONCE_LEN,
                           (int)len) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
@@ -163,9 +232,30 @@ int cp_open(const unsigned char key[CP_KEY_LEN], const char *sealed,
     rc = 0;
 out:
     if (plain != NULL) {
+        /* Never leave decrypted bytes of a failed open behind. */
+        OPENSSL_cleanse(plain, len + 1);
         cp_free(plain);
     }
     EVP_CIPHER_CTX_free(ctx);
     cp_free(raw);
     return rc;
+}
+
+int cp_open(const unsigned char key[CP_KEY_LEN], const char *sealed,
+            char **out, size_t *out_len)
+{
+    size_t plen = strlen(SEAL_PREFIX);
+    if (strncmp(sealed, SEAL_PREFIX, plen) == 0)
+        return open_b64(key, sealed + plen, "", out, out_len);
+    char kid[CP_KEY_ID_LEN + 1], mine[CP_KEY_ID_LEN + 1];
+    if (cp_sealed_key_id(sealed, kid) != 0)
+        return CP_EPROTO;
+    cp_key_id(key, mine);
+    if (strcmp(kid, mine) != 0)
+        return CP_EPERM;
+    size_t hlen = strlen(SEAL2_PREFIX) + CP_KEY_ID_LEN + 1;
+    char header[64];
+    memcpy(header, sealed, hlen);
+    header[hlen] = '\0';
+    return open_b64(key, sealed + hlen, header, out, out_len);
 }

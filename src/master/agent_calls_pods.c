@@ -7,6 +7,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "agent_calls.h"
 #include "pods_view.h"
+#include "vault.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -86,7 +87,12 @@ static char *utf8_prefix(const char *s, size_t len, size_t max)
  * revision, updated_at, name, stack name); a row that differs in any of
  * them replaces it. Extend svc_memo_matches when pods_view starts reading
  * another service column. Entries are immutable once made; refs keep one
- * alive outside the lock after it was replaced. */
+ * alive outside the lock after it was replaced.
+ *
+ * An entry also holds the service's secrets as the pods carry them
+ * (plaintext, from the vault), read after the row: every write of a
+ * secret bumps the revision of the services using it, so a changed
+ * secret always comes with a changed row and a fresh entry. */
 #define SVC_MEMO_BUCKETS 1024
 #define SVC_MEMO_MAX 4096
 #define POD_MEMO_MAX_NUMBER 1000 /* instances of a service with a memo */
@@ -108,6 +114,7 @@ struct svc_memo {
     char *spec_text;
     struct store_service svc; /* id, name, stack_name, spec, revision,
                                  updated_at from the row */
+    json_t *secrets;          /* the pods' "secrets" array */
     struct pod_memo *pods;    /* by instance_number - 1; under memo.mu */
     size_t npods;
 };
@@ -148,6 +155,7 @@ static void svc_memo_unref(struct svc_memo *e)
         return;
     cp_free(e->spec_text);
     store_service_release(&e->svc);
+    json_decref(e->secrets);
     size_t kept = 0;
     for (size_t i = 0; i < e->npods; i++) {
         struct pod_memo *p = &e->pods[i];
@@ -170,6 +178,17 @@ static char *dup_or_null(const char *s)
     return s ? cp_strdup(s) : NULL;
 }
 
+/* pods_view's pod with the entry's secrets filled in. */
+static json_t *build_pod(const struct svc_memo *e,
+                         const struct store_instance *in,
+                         const struct store_grid *grid,
+                         const struct store_node *node)
+{
+    json_t *pod = pods_view_pod(&e->svc, in, grid, node);
+    json_object_set_new(pod, "secrets", json_deep_copy(e->secrets));
+    return pod;
+}
+
 /* The pod of r's instance on node/grid, from the memo or built (and
  * kept). */
 static json_t *pod_of(struct svc_memo *e, const struct store_pod_row *r,
@@ -179,7 +198,7 @@ static json_t *pod_of(struct svc_memo *e, const struct store_pod_row *r,
     const struct store_instance *in = &r->inst;
     size_t k = (size_t)in->instance_number - 1;
     if (in->instance_number < 1 || in->instance_number > POD_MEMO_MAX_NUMBER)
-        return pods_view_pod(&e->svc, in, grid, node);
+        return build_pod(e, in, grid, node);
     json_t *pod = NULL;
     pthread_mutex_lock(&memo.mu);
     if (k < e->npods) {
@@ -193,7 +212,7 @@ static json_t *pod_of(struct svc_memo *e, const struct store_pod_row *r,
     pthread_mutex_unlock(&memo.mu);
     if (pod != NULL)
         return pod;
-    pod = pods_view_pod(&e->svc, in, grid, node);
+    pod = build_pod(e, in, grid, node);
     struct pod_memo old = {0};
     pthread_mutex_lock(&memo.mu);
     bool has_old = k < e->npods && e->pods[k].pod != NULL;
@@ -228,10 +247,13 @@ static json_t *pod_of(struct svc_memo *e, const struct store_pod_row *r,
     return pod;
 }
 
-/* The memo for r's service, held (unref when done); NULL when its spec
- * does not parse. */
-static struct svc_memo *svc_memo_get(const struct store_pod_row *r)
+/* The memo for r's service into *out, held (unref when done); *out is
+ * NULL when its spec does not parse. Returns 0, or the error of reading
+ * its secrets (vault_pod_secrets). */
+static int svc_memo_get(struct master *m, const char *grid_id,
+                        const struct store_pod_row *r, struct svc_memo **out)
 {
+    *out = NULL;
     size_t b = memo_bucket(r->inst.service_id);
     pthread_mutex_lock(&memo.mu);
     for (struct svc_memo **p = &memo.buckets[b]; *p != NULL; p = &(*p)->next) {
@@ -241,7 +263,8 @@ static struct svc_memo *svc_memo_get(const struct store_pod_row *r)
         if (svc_memo_matches(e, r)) {
             e->refs++;
             pthread_mutex_unlock(&memo.mu);
-            return e;
+            *out = e;
+            return 0;
         }
         *p = e->next; /* stale: replaced below */
         memo.count--;
@@ -254,8 +277,15 @@ static struct svc_memo *svc_memo_get(const struct store_pod_row *r)
 
     json_t *spec = r->spec ? json_loads(r->spec, 0, NULL) : NULL;
     if (spec == NULL)
-        return NULL;
+        return 0;
+    json_t *secrets = NULL;
+    int rc = vault_pod_secrets(m->vault, m->store, grid_id, spec, &secrets);
+    if (rc != 0) {
+        json_decref(spec);
+        return rc;
+    }
     struct svc_memo *e = cp_calloc(1, sizeof(*e));
+    e->secrets = secrets;
     e->refs = 2; /* the table's and the caller's */
     e->spec_text = cp_strdup(r->spec);
     memcpy(e->svc.id, r->inst.service_id, sizeof(e->svc.id));
@@ -299,7 +329,8 @@ static struct svc_memo *svc_memo_get(const struct store_pod_row *r)
         drop = x->next;
         svc_memo_unref(x);
     }
-    return e;
+    *out = e;
+    return 0;
 }
 
 void agent_calls_pods_list(struct agent_call *c)
@@ -325,7 +356,22 @@ void agent_calls_pods_list(struct agent_call *c)
     json_t *pods = json_array();
     for (size_t i = 0; i < rows.len; i++) {
         const struct store_pod_row *r = &rows.items[i];
-        struct svc_memo *e = svc_memo_get(r);
+        struct svc_memo *e = NULL;
+        rc = svc_memo_get(c->m, c->grid_id, r, &e);
+        if (rc != 0) {
+            /* No list at all: the agent keeps its previous one, rather
+             * than recreating containers without their secrets. */
+            cp_warn("pods: no pod list for node %s: the secrets of service "
+                    "%s cannot be read (%s)",
+                    rows.node_name ? rows.node_name : c->row_id,
+                    r->inst.service_id, cp_strerror(rc));
+            agent_call_error(c, 503, rc == CP_EAGAIN
+                                         ? "the vault is unavailable"
+                                         : "a secret cannot be read");
+            json_decref(pods);
+            store_pod_rows_release(&rows);
+            return;
+        }
         /* A pod without an image would make the agent refuse the whole
          * list; the API never stores one, so this is only defence. */
         if (e == NULL || cp_json_str(e->svc.spec, "image") == NULL) {
@@ -606,13 +652,20 @@ static const char *status_of(const json_t *state)
     return "stopped";
 }
 
+/* The container labels the agent sets for secrets (agent/pods.h): the
+ * env names the secrets went to, and a salted digest of the values. */
+#define LABEL_SECRET_ENV "io.kontena.container.secret_env"
+#define LABEL_SECRETS_REV "io.kontena.container.secrets_rev"
+
 /* True if the env entry "K=V" names one of the service's secret or
- * certificate variables. */
-static bool is_secret_env(const char *kv, const json_t *spec)
+ * certificate variables (spec may be NULL), or one the container's
+ * secret_env label lists (it may predate the current spec). */
+static bool is_secret_env(const char *kv, const json_t *spec,
+                          const char *label_names)
 {
     static const char *const lists[] = {"secrets", "certificates"};
     size_t klen = strcspn(kv, "=");
-    for (size_t l = 0; l < CP_ARRAY_LEN(lists); l++) {
+    for (size_t l = 0; spec != NULL && l < CP_ARRAY_LEN(lists); l++) {
         size_t i;
         const json_t *s;
         json_array_foreach(json_object_get(spec, lists[l]), i, s)
@@ -625,34 +678,35 @@ static bool is_secret_env(const char *kv, const json_t *spec)
                 return true;
         }
     }
+    for (const char *p = label_names; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == klen && strncmp(p, kv, klen) == 0)
+            return true;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
     return false;
 }
 
 /* The part of docker inspect that the API shows (spec 3.2 "Container
- * JSON"), with the values of secret env vars removed. */
+ * JSON"), without the env entries of secrets (names and values: spec 7)
+ * and without the secrets digest label. */
 static json_t *reduce_inspect(const json_t *ins, const json_t *spec)
 {
     const json_t *cfg = json_object_get(ins, "Config");
     const json_t *state = json_object_get(ins, "State");
     const json_t *labels = json_object_get(cfg, "Labels");
     const json_t *net = json_object_get(ins, "NetworkSettings");
+    const char *secret_names = cp_json_str(labels, LABEL_SECRET_ENV);
     json_t *env = json_array();
     size_t i;
     const json_t *e;
     json_array_foreach(json_object_get(cfg, "Env"), i, e)
     {
-        if (!json_is_string(e))
-            continue;
-        if (spec != NULL && is_secret_env(json_string_value(e), spec)) {
-            size_t klen = strcspn(json_string_value(e), "=");
-            char *k = cp_strndup(json_string_value(e), klen);
-            char *kv = cp_asprintf("%s=", k);
-            json_array_append_new(env, json_string(kv));
-            cp_free(kv);
-            cp_free(k);
-        } else {
+        if (json_is_string(e) &&
+            !is_secret_env(json_string_value(e), spec, secret_names))
             json_array_append(env, (json_t *)(uintptr_t)e);
-        }
     }
     json_t *st = json_object();
     static const struct {
@@ -683,8 +737,9 @@ static json_t *reduce_inspect(const json_t *ins, const json_t *spec)
     for (size_t k = 0; k < CP_ARRAY_LEN(copy); k++) {
         json_t *v = json_object_get(cfg, copy[k].key);
         if (v != NULL)
-            json_object_set(out, copy[k].to, v);
+            json_object_set_new(out, copy[k].to, json_deep_copy(v));
     }
+    json_object_del(json_object_get(out, "labels"), LABEL_SECRETS_REV);
     json_t *image_id = json_object_get(ins, "Image");
     if (json_is_string(image_id))
         json_object_set(out, "image_id", image_id);

@@ -223,6 +223,17 @@ void api_containers_list(struct api_req *req, struct api_res *res);
 void api_container_show(struct api_req *req, struct api_res *res);
 void api_container_inspect(struct api_req *req, struct api_res *res);
 
+/* api_secrets.c (spec 3.1 "Vault / secrets", 7) */
+void api_secrets_list(struct api_req *req, struct api_res *res);
+void api_secrets_create(struct api_req *req, struct api_res *res);
+void api_secret_show(struct api_req *req, struct api_res *res);
+void api_secret_update(struct api_req *req, struct api_res *res);
+void api_secret_delete(struct api_req *req, struct api_res *res);
+/* Adds a "secrets" error naming the first secret of a service spec that
+ * is not in the loaded grid's vault. */
+void api__secrets_check(struct api_req *req, const json_t *spec,
+                        json_t *errors);
+
 /* api_logs.c (spec 3.3; all streamable with ?follow) */
 void api_grid_container_logs(struct api_req *req, struct api_res *res);
 void api_grid_event_logs(struct api_req *req, struct api_res *res);

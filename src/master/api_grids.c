@@ -50,7 +50,7 @@ char *api_grid_token(const struct master *m, const struct store_grid *g)
         return hit;
     char *plain = NULL;
     size_t len = 0;
-    int rc = cp_open(m->seal_key, g->token_sealed, &plain, &len);
+    int rc = master_open_sealed(m, g->token_sealed, &plain, &len);
     if (rc != 0) {
         cp_error("grids: cannot open the token of grid %s (%s): was the "
                  "master key (VAULT_KEY or master.key) changed?",

@@ -232,7 +232,7 @@ void api_node_token_show(struct api_req *req, struct api_res *res)
     char *plain = NULL;
     size_t len = 0;
     if (n.token_sealed != NULL &&
-        cp_open(req->m->seal_key, n.token_sealed, &plain, &len) != 0)
+        master_open_sealed(req->m, n.token_sealed, &plain, &len) != 0)
         cp_error("nodes: cannot open the token of node %s", n.name);
     if (n.token_sealed == NULL)
         api_error(res, 404, "Node has no token");

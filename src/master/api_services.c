@@ -200,6 +200,8 @@ void api_services_create(struct api_req *req, struct api_res *res)
                     cp_json_int(spec, "instances", 1), errors);
     if (json_object_size(errors) == 0)
         check_links(req, spec, stack, name, errors);
+    if (json_object_size(errors) == 0)
+        api__secrets_check(req, spec, errors);
     if (json_object_size(errors) == 0) {
         int rc = stack_id_of(req, stack, s.stack_id);
         if (rc == CP_ENOTFOUND)
@@ -277,6 +279,9 @@ void api_service_update(struct api_req *req, struct api_res *res)
     if (json_object_size(errors) == 0 &&
         json_object_get(req->json, "links") != NULL)
         check_links(req, spec, s.stack_name, s.name, errors);
+    if (json_object_size(errors) == 0 &&
+        json_object_get(req->json, "secrets") != NULL)
+        api__secrets_check(req, spec, errors);
     if (json_object_size(errors) > 0) {
         api_field_errors(res, errors);
         goto out;

@@ -12,6 +12,9 @@
 const char master_config_usage[] =
     "usage: kontena-master [serve] [options]\n"
     "       kontena-master reset-admin-code [--code CODE] [--data-dir DIR]\n"
+    "       kontena-master vault-rekey [--data-dir DIR] (VAULT_KEY,\n"
+    "                      VAULT_KEY_PREVIOUS: re-seal secrets, see "
+    "docs/vault.md)\n"
     "       kontena-master --help | --version\n"
     "\n"
     "Every option mirrors an environment variable; flags win.\n"
@@ -22,6 +25,8 @@ const char master_config_usage[] =
     "  --mongodb-uri URI    MONGODB_URI          mongodb://... store\n"
     "  --code CODE          INITIAL_ADMIN_CODE   initial admin code\n"
     "  --vault-key KEY      VAULT_KEY            vault master key\n"
+    "  --vault-key-previous KEY VAULT_KEY_PREVIOUS the key being rotated "
+    "out\n"
     "  --vault-iv IV        VAULT_IV             legacy vault IV\n"
     "  --master-url URL     KONTENA_MASTER_URL   public URL of the master\n"
     "  --server-name NAME   SERVER_NAME          name shown to the CLI\n"
@@ -61,6 +66,8 @@ static const struct setting settings[] = {
     {"KONTENA_DATA_DIR", "--data-dir", K_STR, OFF(data_dir), 0, 0},
     {"INITIAL_ADMIN_CODE", "--code", K_STR, OFF(initial_admin_code), 0, 0},
     {"VAULT_KEY", "--vault-key", K_STR, OFF(vault_key), 0, 0},
+    {"VAULT_KEY_PREVIOUS", "--vault-key-previous", K_STR,
+     OFF(vault_key_previous), 0, 0},
     {"VAULT_IV", "--vault-iv", K_STR, OFF(vault_iv), 0, 0},
     {"KONTENA_MASTER_URL", "--master-url", K_STR, OFF(master_url), 0, 0},
     {"SERVER_NAME", "--server-name", K_STR, OFF(server_name), 0, 0},
@@ -211,6 +218,8 @@ int master_config_parse(struct master_config *c, char *const *envp,
             c->command = MASTER_CMD_SERVE;
         else if (strcmp(argv[i], "reset-admin-code") == 0)
             c->command = MASTER_CMD_RESET_ADMIN_CODE;
+        else if (strcmp(argv[i], "vault-rekey") == 0)
+            c->command = MASTER_CMD_VAULT_REKEY;
         else if (strcmp(argv[i], "help") == 0)
             c->command = MASTER_CMD_HELP;
         else if (strcmp(argv[i], "version") == 0)
@@ -323,6 +332,7 @@ void master_config_release(struct master_config *c)
     cp_free(c->store_url);
     cp_free(c->initial_admin_code);
     cp_free(c->vault_key);
+    cp_free(c->vault_key_previous);
     cp_free(c->vault_iv);
     cp_free(c->master_url);
     cp_free(c->server_name);

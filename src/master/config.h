@@ -16,6 +16,7 @@ enum master_command {
     MASTER_CMD_HELP,
     MASTER_CMD_VERSION,
     MASTER_CMD_RESET_ADMIN_CODE, /* mint a new initial admin code */
+    MASTER_CMD_VAULT_REKEY,      /* re-seal the vault under VAULT_KEY */
 };
 
 struct master_config {
@@ -26,6 +27,7 @@ struct master_config {
     char *store_url; /* derived: sqlite:<dir>, postgres://, mongodb:// */
     char *initial_admin_code; /* INITIAL_ADMIN_CODE (or --code) */
     char *vault_key;          /* VAULT_KEY */
+    char *vault_key_previous; /* VAULT_KEY_PREVIOUS (key rotation) */
     char *vault_iv;           /* VAULT_IV (legacy, accepted) */
     char *master_url;         /* KONTENA_MASTER_URL */
     char *server_name;        /* SERVER_NAME */

@@ -9,6 +9,7 @@
 #include "leader.h"
 #include "http.h"
 #include "master.h"
+#include "vault.h"
 #include "../common/alloc.h"
 #include "../common/log.h"
 #include "../common/proto.h"
@@ -89,6 +90,11 @@ int main(int argc, char **argv)
         int rc = master_reset_admin_code(&m);
         master_release(&m);
         return rc == 0 ? 0 : 1;
+    }
+    case MASTER_CMD_VAULT_REKEY: {
+        int rc = vault_rekey_command(&m.cfg);
+        master_config_release(&m.cfg);
+        return rc;
     }
     case MASTER_CMD_SERVE:
         break;

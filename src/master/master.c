@@ -5,6 +5,7 @@
 #include "master.h"
 #include "authcache.h"
 #include "ratelimit.h"
+#include "vault.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
 #include "../common/err.h"
@@ -65,12 +66,26 @@ out:
     return rc;
 }
 
+int master_open_sealed(const struct master *m, const char *sealed,
+                       char **out, size_t *len)
+{
+    int rc = cp_open(m->seal_key, sealed, out, len);
+    if (rc == CP_EPERM && m->has_seal_key_prev)
+        rc = cp_open(m->seal_key_prev, sealed, out, len);
+    return rc;
+}
+
 static int setup_keys(struct master *m)
 {
     if (m->cfg.vault_key != NULL) {
         m->vault_configured = true;
+        const char *prev = m->cfg.vault_key_previous;
+        if (prev != NULL && prev[0] != '\0' &&
+            cp_hkdf_sha256(prev, strlen(prev), MASTER_SEAL_INFO,
+                           m->seal_key_prev) == 0)
+            m->has_seal_key_prev = true;
         return cp_hkdf_sha256(m->cfg.vault_key, strlen(m->cfg.vault_key),
-                              "kontena-master seal v1", m->seal_key);
+                              MASTER_SEAL_INFO, m->seal_key);
     }
     if (strncmp(m->cfg.store_url, "sqlite:", 7) != 0) {
         cp_error("master: VAULT_KEY is required with a shared store: every "
@@ -80,8 +95,7 @@ static int setup_keys(struct master *m)
     unsigned char raw[32];
     int rc = local_key(m->cfg.data_dir, raw);
     if (rc == 0)
-        rc = cp_hkdf_sha256(raw, sizeof(raw), "kontena-master seal v1",
-                            m->seal_key);
+        rc = cp_hkdf_sha256(raw, sizeof(raw), MASTER_SEAL_INFO, m->seal_key);
     memset(raw, 0, sizeof(raw));
     return rc;
 }
@@ -215,6 +229,8 @@ int master_init(struct master *m)
     rc = setup_keys(m);
     if (rc != 0)
         return rc;
+    m->vault = vault_new(m->cfg.vault_key, m->cfg.vault_key_previous,
+                         m->store);
     m->store_is_local = m->cfg.inline_reads &&
                         strcmp(m->store->ops->name, "sqlite") == 0;
 
@@ -270,11 +286,13 @@ int master_reset_admin_code(struct master *m)
 void master_release(struct master *m)
 {
     store_close(m->store);
+    vault_free(m->vault);
     ratelimit_free(m->login_limit);
     authcache_free(m->auth_cache);
     cp_free(m->server_uuid);
     cp_free(m->server_name);
     cp_free(m->root_url);
     memset(m->seal_key, 0, sizeof(m->seal_key));
+    memset(m->seal_key_prev, 0, sizeof(m->seal_key_prev));
     master_config_release(&m->cfg);
 }

@@ -247,3 +247,23 @@ void store_event_list_release(struct store_event_list *l)
     l->items = NULL;
     l->len = 0;
 }
+
+void store_secret_release(struct store_secret *s)
+{
+    cp_free(s->name);
+    cp_free(s->value);
+    for (size_t i = 0; i < s->nservices; i++) {
+        cp_free(s->services[i].stack_name);
+        cp_free(s->services[i].name);
+    }
+    cp_free(s->services);
+    memset(s, 0, sizeof(*s));
+}
+
+void store_secret_list_release(struct store_secret_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_secret_release(&l->items[i]);
+    cp_free(l->items);
+    memset(l, 0, sizeof(*l));
+}

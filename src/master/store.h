@@ -368,6 +368,35 @@ struct store_log_query {
     int limit;
 };
 
+/* ==== Vault secrets (spec 7) ====
+ *
+ * A secret of a grid: name is unique in the grid; value is sealed text
+ * (AES-256-GCM, see master/vault.h): the store never sees a plaintext.
+ * Services use a secret by naming it in their spec, "secrets":
+ * [{secret, name, type}]. services (filled by secret_get and
+ * secret_list) names them, ordered by stack and name. */
+struct store_secret_user {
+    char id[STORE_ID_LEN + 1];
+    char *stack_name; /* "null" for the default stack */
+    char *name;
+};
+
+struct store_secret {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char *name;
+    char *value; /* sealed text */
+    int64_t created_at;
+    int64_t updated_at;
+    struct store_secret_user *services;
+    size_t nservices;
+};
+
+struct store_secret_list {
+    struct store_secret *items;
+    size_t len;
+};
+
 struct store;
 
 /* A change-feed message: channel and payload (JSON text), both borrowed
@@ -650,6 +679,52 @@ struct store_ops {
     int (*history_trim)(struct store *st, int64_t max_logs,
                         int64_t max_events);
 
+    /* ==== Vault secrets ==== */
+    /* Creates s (id, grid_id, name, value, created_at = updated_at) and
+     * bumps the revision (and updated_at) of every service of the grid
+     * whose spec uses the name, in one transaction; *bumped (may be NULL)
+     * counts them. CP_ECONFLICT when the name is taken in the grid. */
+    int (*secret_create)(struct store *st, const struct store_secret *s,
+                         int *bumped);
+    /* The secret name of grid_id with the services using it (two
+     * queries); CP_ENOTFOUND when absent. */
+    int (*secret_get)(struct store *st, const char *grid_id,
+                      const char *name, struct store_secret *out);
+    /* The secrets of a grid ordered by name, each with the services using
+     * it, in two queries whatever their number. */
+    int (*secret_list)(struct store *st, const char *grid_id,
+                       struct store_secret_list *out);
+    /* Replaces the sealed value and updated_at (now) of secret name and
+     * bumps the revision of every service of the grid using it, in one
+     * transaction (the reconciler then rolls them out). CP_ENOTFOUND when
+     * absent. */
+    int (*secret_update)(struct store *st, const char *grid_id,
+                         const char *name, const char *value, int64_t now,
+                         int *bumped);
+    /* Deletes secret name; CP_ECONFLICT (nothing deleted) while a service
+     * of the grid uses it, checked in the same transaction. */
+    int (*secret_delete)(struct store *st, const char *grid_id,
+                         const char *name);
+    /* Key rotation: replaces the sealed value of secret id by value only
+     * while it is still old (compare-and-set; no revision bump: the
+     * plaintext is the same). CP_ECONFLICT when it changed meanwhile,
+     * CP_ENOTFOUND when it is gone. */
+    int (*secret_reseal)(struct store *st, const char *id, const char *old,
+                         const char *value);
+    /* Key rotation of the grid and node tokens sealed at rest: replaces
+     * token_sealed of grid / node id by value only while it is still old
+     * (compare-and-set). CP_ECONFLICT when it changed meanwhile,
+     * CP_ENOTFOUND when the row is gone. */
+    int (*grid_token_reseal)(struct store *st, const char *id,
+                             const char *old, const char *value);
+    int (*node_token_reseal)(struct store *st, const char *id,
+                             const char *old, const char *value);
+    /* Up to limit secrets of every grid with ids above after_id ("" =
+     * from the start), ordered by id, without services: a rekey walks
+     * them page by page. */
+    int (*secrets_page)(struct store *st, const char *after_id, int limit,
+                        struct store_secret_list *out);
+
     /* ==== HA primitives ==== */
     /* Versioned keys for compare-and-set. kv_get: CP_ENOTFOUND when
      * absent. kv_cas: writes value when the stored version equals expect
@@ -711,6 +786,8 @@ void store_container_list_release(struct store_container_list *l);
 void store_log_list_release(struct store_log_list *l);
 void store_event_list_release(struct store_event_list *l);
 void store_node_list_release(struct store_node_list *l);
+void store_secret_release(struct store_secret *s);
+void store_secret_list_release(struct store_secret_list *l);
 
 /* Every backend's struct store begins with this header. */
 struct store {

@@ -200,6 +200,13 @@ static const struct migration migrations[] = {
       * but not the revision, and must not look like a change). */
      "ALTER TABLE grid_services ADD COLUMN deployed_revision INTEGER "
      "NOT NULL DEFAULT 0;"},
+    {5,
+     /* The vault (spec 7): values are sealed text, never plaintext. */
+     "CREATE TABLE grid_secrets(id TEXT PRIMARY KEY,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " name TEXT NOT NULL, value TEXT NOT NULL,"
+     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " UNIQUE(grid_id, name));"},
 };
 
 /* ==== Errors, statements, transactions ==== */
@@ -1711,4 +1718,13 @@ const struct store_ops store_sqlite_ops = {
     .feed_publish = sq_feed_publish,
     .feed_subscribe = sq_feed_subscribe,
     .feed_unsubscribe = sq_feed_unsubscribe,
+    .secret_create = sqv_secret_create,
+    .secret_get = sqv_secret_get,
+    .secret_list = sqv_secret_list,
+    .secret_update = sqv_secret_update,
+    .secret_delete = sqv_secret_delete,
+    .secret_reseal = sqv_secret_reseal,
+    .secrets_page = sqv_secrets_page,
+    .grid_token_reseal = sqv_grid_token_reseal,
+    .node_token_reseal = sqv_node_token_reseal,
 };

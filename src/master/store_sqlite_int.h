@@ -211,4 +211,23 @@ int sqs_events_read(struct store *st, const struct store_log_query *q,
                     struct store_event_list *out);
 int sqs_history_trim(struct store *st, int64_t max_logs, int64_t max_events);
 
+/* ==== store_sqlite_secrets.c ==== */
+int sqv_secret_create(struct store *st, const struct store_secret *v,
+                      int *bumped);
+int sqv_secret_get(struct store *st, const char *grid_id, const char *name,
+                   struct store_secret *out);
+int sqv_secret_list(struct store *st, const char *grid_id,
+                    struct store_secret_list *out);
+int sqv_secret_update(struct store *st, const char *grid_id, const char *name,
+                      const char *value, int64_t now, int *bumped);
+int sqv_secret_delete(struct store *st, const char *grid_id, const char *name);
+int sqv_secret_reseal(struct store *st, const char *id, const char *old,
+                      const char *value);
+int sqv_grid_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
+int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
+int sqv_secrets_page(struct store *st, const char *after_id, int limit,
+                     struct store_secret_list *out);
+
 #endif

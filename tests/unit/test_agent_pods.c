@@ -303,6 +303,7 @@ static struct actual mkactual(const struct pod *p, bool is_running)
     a.instance_number = p->instance_number;
     a.service_revision = p->service_revision;
     a.deploy_rev = p->deploy_rev != NULL ? cp_strdup(p->deploy_rev) : NULL;
+    a.secrets_rev = pods_secrets_rev(p);
     a.image_id = cp_strdup("sha256:aaa");
     a.is_running = is_running;
     return a;
@@ -393,7 +394,8 @@ static void test_container_spec(void **state)
         "\"io.kontena.container.type\":\"container\","
         "\"io.kontena.container.deploy_rev\":\"2026-11-25 12:00:00 UTC\","
         "\"io.kontena.container.service_revision\":\"3\","
-        "\"io.kontena.service.instance_number\":\"2\"},"
+        "\"io.kontena.service.instance_number\":\"2\","
+        "\"io.kontena.container.secret_env\":\"PASS,TOKEN\"},"
         "\"Hostname\":\"web-2\",\"Domainname\":\"shop.test.kontena.local\","
         "\"User\":\"nobody\",\"StopSignal\":\"SIGQUIT\",\"StopTimeout\":20,"
         "\"ExposedPorts\":{\"8080/tcp\":{},\"53/udp\":{}},"
@@ -412,6 +414,12 @@ static void test_container_spec(void **state)
         "\"Config\":{\"max-size\":\"10m\"}},"
         "\"ReadonlyRootfs\":true,\"Init\":true,"
         "\"RestartPolicy\":{\"Name\":\"no\"}}}");
+    /* The digest of the secrets (its own test below). */
+    char *rev = pods_secrets_rev(&p);
+    assert_non_null(rev);
+    json_object_set_new(json_object_get(want, "Labels"),
+                        "io.kontena.container.secrets_rev", json_string(rev));
+    cp_free(rev);
     if (!json_equal(b, want)) {
         char *w = cp_json_dump(want);
         fail_msg("spec\n got: %s\nwant: %s", got, w);
@@ -682,6 +690,73 @@ static void test_diff_recreate_image_and_lb(void **state)
 }
 
 /* pods_find: the pod of one service instance, for /service_pods/restart. */
+/* A change of a secret's value is a change of the pod (#651, #2917). */
+static void test_diff_recreate_secrets(void **state)
+{
+    (void)state;
+    json_t *j = load(good_pod);
+    struct pod d;
+    assert_int_equal(pods_parse(j, &d, NULL, 0), 0);
+    struct actual a = mkactual(&d, true);
+    a.lb_labels = cp_strdup("io.kontena.load_balancer.internal_port=8080\n"
+                            "io.kontena.load_balancer.name=lb\n");
+    struct pods_actions out;
+
+    char *rev = pods_secrets_rev(&d);
+    assert_non_null(rev);
+    assert_int_equal(strlen(rev), 64);
+    assert_null(strstr(rev, "one")); /* a digest, not the values */
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, NULL, T0, &out);
+    assert_int_equal(out.n, 0);
+    pods_actions_release(&out);
+
+    /* Another value under the same name. */
+    cp_free(d.secrets[1].value);
+    d.secrets[1].value = cp_strdup("t2");
+    char *rev2 = pods_secrets_rev(&d);
+    assert_string_not_equal(rev, rev2);
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, NULL, T0, &out);
+    assert_actions(&out, "recreate shop.web-2\nstart shop.web-2\n");
+    assert_non_null(strstr(out.v[0].reason, "secret values changed"));
+    assert_null(strstr(out.v[0].reason, "t2"));
+    pods_actions_release(&out);
+
+    /* Same values, other instance: another digest (per-container salt). */
+    d.instance_number = 3;
+    char *rev3 = pods_secrets_rev(&d);
+    assert_string_not_equal(rev2, rev3);
+    d.instance_number = 2;
+
+    /* A container made before its pod had secrets. */
+    cp_free(a.secrets_rev);
+    a.secrets_rev = NULL;
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, NULL, T0, &out);
+    assert_actions(&out, "recreate shop.web-2\nstart shop.web-2\n");
+    pods_actions_release(&out);
+
+    /* No secrets on either side: in sync. */
+    for (size_t i = 0; i < d.nsecrets; i++) {
+        cp_free(d.secrets[i].key);
+        cp_free(d.secrets[i].value);
+    }
+    d.nsecrets = 0;
+    assert_null(pods_secrets_rev(&d));
+    pods_actions_init(&out);
+    pods_diff(&d, 1, &a, 1, NULL, T0, &out);
+    assert_int_equal(out.n, 0);
+    pods_actions_release(&out);
+
+    cp_free(rev);
+    cp_free(rev2);
+    cp_free(rev3);
+    pods_actual_release(&a);
+    pod_release(&d);
+    json_decref(j);
+}
+
 static void test_find(void **state)
 {
     (void)state;
@@ -1026,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_diff_in_sync),
         cmocka_unit_test(test_diff_recreate_revision),
         cmocka_unit_test(test_diff_recreate_image_and_lb),
+        cmocka_unit_test(test_diff_recreate_secrets),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_diff_restart_new_rev),
         cmocka_unit_test(test_diff_stop_and_start),
