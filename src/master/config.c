@@ -39,7 +39,8 @@ const char master_config_usage[] =
     "  --threads N          KONTENA_THREADS      store worker threads (4)\n"
     "  --auth-cache-ms MS   KONTENA_AUTH_CACHE_MS token cache TTL (1000)\n"
     "  --inline-reads       KONTENA_INLINE_READS  cheap reads on the loop\n"
-    "                       with the embedded store (0: on the worker pool)\n";
+    "                       with the embedded store (0: on the worker pool)\n"
+    "  --audit-log-max N    KONTENA_AUDIT_LOG_MAX audit entries kept (10000)\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -86,6 +87,8 @@ static const struct setting settings[] = {
      0, 60000},
     {"KONTENA_INLINE_READS", "--inline-reads", K_BOOL, OFF(inline_reads), 0,
      0},
+    {"KONTENA_AUDIT_LOG_MAX", "--audit-log-max", K_INT, OFF(audit_log_max), 1,
+     100000000},
 };
 
 /* Store selectors are not plain settings: they pick a backend. */
@@ -178,6 +181,7 @@ static void set_defaults(struct master_config *c)
     c->threads = 4;
     c->auth_cache_ms = 1000;
     c->inline_reads = false;
+    c->audit_log_max = 10000;
 }
 
 int master_config_parse(struct master_config *c, char *const *envp,

@@ -42,6 +42,7 @@ struct master_config {
     int threads;                 /* KONTENA_THREADS: store worker threads */
     int auth_cache_ms;           /* KONTENA_AUTH_CACHE_MS, 0 = off */
     bool inline_reads;           /* KONTENA_INLINE_READS */
+    int audit_log_max;           /* KONTENA_AUDIT_LOG_MAX: entries kept */
 };
 
 /* Fills c from envp (NULL-terminated "K=V" strings) and argv. Returns 0,

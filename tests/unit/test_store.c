@@ -161,12 +161,15 @@ static void test_two_stores_same_dir(void **state)
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT COUNT(*) FROM "
+                                        "SELECT COUNT(*), COUNT(DISTINCT "
+                                        "version), MAX(version) FROM "
                                         "schema_migrations",
                                         -1, &q, NULL),
                      SQLITE_OK);
+    /* Version numbers may have gaps (helpers take numbers in parallel). */
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), v0);
+    assert_int_equal(sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
+    assert_int_equal(sqlite3_column_int(q, 2), v0);
     sqlite3_finalize(q);
     sqlite3_close(db);
     assert_int_equal(ST_CALL(o[0].st, config_set, "who", "zero"), 0);
