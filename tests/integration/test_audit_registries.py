@@ -383,6 +383,14 @@ class TestPullCredentials(AuditCase):
         cls.engine = FakeEngine(os.path.join(cls.tmp, "docker.sock")).start()
         cls.addClassCleanup(cls.engine.stop)
 
+    def stop_agent(self, agent):
+        rc = agent.stop()
+        log = agent.log()
+        for mark in kh.Master.SANITIZER_MARKS:
+            self.assertNotIn(mark, log, "sanitizer report from the agent:\n"
+                             + log[max(0, log.find(mark) - 200):][:3000])
+        self.assertEqual(rc, 0, "agent exit status\n" + log[-2000:])
+
     def test_pull_with_credentials(self):
         self.ok("grid", "create", "pulls")
         st, _, grid = self.req("GET", "/v1/grids/pulls")
@@ -397,7 +405,7 @@ class TestPullCredentials(AuditCase):
             "KONTENA_PODS_INTERVAL": "1",
             "LOG_LEVEL": "debug",
         })
-        self.addCleanup(agent.stop)
+        self.addCleanup(self.stop_agent, agent)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             st, _, nodes = self.req("GET", "/v1/grids/pulls/nodes")
