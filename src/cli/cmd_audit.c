@@ -47,8 +47,8 @@ static int show(struct cli *cli, const struct args *a, const char *path,
     struct client *c = cli_connect(cli);
     if (c == NULL)
         return 1;
-    char *full = limit > 0 ? cp_asprintf("%s?limit=%lld", path, limit)
-                           : cp_strdup(path);
+    char *full =
+        limit > 0 ? cp_asprintf("%s?limit=%lld", path, limit) : cp_strdup(path);
     json_t *resp = cli_call(cli, c, "GET", full, NULL, what);
     cp_free(full);
     client_free(c);

@@ -175,8 +175,9 @@ static int run_rm(struct cli *cli, const struct args *a)
         bool is_yes = is_tty && cli_confirm(q);
         cp_free(q);
         if (!is_tty)
-            return cli_fail(cli, "cannot remove registry %s: use --force to "
-                                 "confirm",
+            return cli_fail(cli,
+                            "cannot remove registry %s: use --force to "
+                            "confirm",
                             name);
         if (!is_yes)
             return cli_fail(cli, "cannot remove registry %s: aborted", name);

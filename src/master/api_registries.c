@@ -83,8 +83,9 @@ void api_registries_create(struct api_req *req, struct api_res *res)
     const char *email = NULL;
     if (ev != NULL && !json_is_null(ev)) {
         if (!json_is_string(ev) || json_string_length(ev) > REGISTRY_FIELD_MAX)
-            api_field_error(res, "email", "must be a string of at most %d "
-                                          "bytes",
+            api_field_error(res, "email",
+                            "must be a string of at most %d "
+                            "bytes",
                             REGISTRY_FIELD_MAX);
         else if (json_string_length(ev) > 0)
             email = json_string_value(ev);
@@ -103,13 +104,13 @@ void api_registries_create(struct api_req *req, struct api_res *res)
     r.created_at = r.updated_at = cp_now_ms();
     int rc = ST_CALL(req->m->store, registry_create, &r);
     if (rc == CP_ECONFLICT) {
-        api_field_error(res, "name", "registry %s is already in grid %s",
-                        name, req->grid.name);
+        api_field_error(res, "name", "registry %s is already in grid %s", name,
+                        req->grid.name);
     } else if (rc != 0) {
         api_store_error(res, rc);
     } else {
-        cp_info("registries: %s added registry %s to grid %s",
-                req->user.email, name, req->grid.name);
+        cp_info("registries: %s added registry %s to grid %s", req->user.email,
+                name, req->grid.name);
         api_json(res, 201, registry_json(req, &r));
     }
     cp_free(r.password_sealed);
@@ -118,8 +119,8 @@ void api_registries_create(struct api_req *req, struct api_res *res)
 void api_registry_show(struct api_req *req, struct api_res *res)
 {
     struct store_registry r = {0};
-    int rc = ST_CALL(req->m->store, registry_get, req->grid.id,
-                     req->params[1], &r);
+    int rc =
+        ST_CALL(req->m->store, registry_get, req->grid.id, req->params[1], &r);
     if (rc != 0) {
         api_store_error(res, rc);
         return;
@@ -130,13 +131,13 @@ void api_registry_show(struct api_req *req, struct api_res *res)
 
 void api_registry_delete(struct api_req *req, struct api_res *res)
 {
-    int rc = ST_CALL(req->m->store, registry_delete, req->grid.id,
-                     req->params[1]);
+    int rc =
+        ST_CALL(req->m->store, registry_delete, req->grid.id, req->params[1]);
     if (rc != 0) {
         api_store_error(res, rc);
         return;
     }
-    cp_info("registries: %s removed registry %s from grid %s",
-            req->user.email, req->params[1], req->grid.name);
+    cp_info("registries: %s removed registry %s from grid %s", req->user.email,
+            req->params[1], req->grid.name);
     api_json(res, 200, json_object());
 }

@@ -29,7 +29,7 @@ bool audit_is_wanted(const struct api_route *route, enum api_method method)
 static bool is_verb(const char *seg)
 {
     static const char *const verbs[] = {
-        "deploy", "scale",    "start",     "stop",     "restart", "exec",
+        "deploy",    "scale",    "start",    "stop",    "restart", "exec",
         "authorize", "register", "evacuate", "upgrade", "remove"};
     for (size_t i = 0; i < CP_ARRAY_LEN(verbs); i++)
         if (strcmp(seg, verbs[i]) == 0)
@@ -85,8 +85,8 @@ static char *created_name(const char *type, const json_t *body)
     }
     if (strcmp(type, "external_registries") == 0) {
         char name[REGISTRY_NAME_MAX], why[128];
-        if (registry_name_from_url(cp_json_str(body, "url"), name,
-                                   sizeof(name), why, sizeof(why)) != 0)
+        if (registry_name_from_url(cp_json_str(body, "url"), name, sizeof(name),
+                                   why, sizeof(why)) != 0)
             return NULL;
         return cp_strdup(name);
     }
@@ -121,10 +121,10 @@ void audit_describe(const char *pattern, enum api_method method,
     for (size_t i = 0; i < nseg; i++) {
         if (segs[i][0] != ':')
             continue;
-        const char *v = params != NULL && nparam < API_MAX_PARAMS &&
-                                params[nparam] != NULL
-                            ? params[nparam]
-                            : "";
+        const char *v =
+            params != NULL && nparam < API_MAX_PARAMS && params[nparam] != NULL
+                ? params[nparam]
+                : "";
         nparam++;
         if (joined.len > 0)
             cp_buf_append(&joined, "/", 1);
@@ -203,9 +203,8 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 static bool is_secret_key(const char *key)
 {
     static const char *const exact[] = {
-        "value",         "password",     "token",  "refresh_token",
-        "access_token",  "code",         "secret", "client_secret",
-        "private_key",   "passphrase"};
+        "value", "password", "token",         "refresh_token", "access_token",
+        "code",  "secret",   "client_secret", "private_key",   "passphrase"};
     for (size_t i = 0; i < CP_ARRAY_LEN(exact); i++)
         if (strcasecmp(key, exact[i]) == 0)
             return true;
@@ -222,7 +221,9 @@ static json_t *filter_all(const json_t *v)
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)(uintptr_t)v, k, x)
+        {
             json_object_set_new(o, k, filter_all(x));
+        }
         return o;
     }
     if (json_is_array(v)) {
@@ -230,7 +231,9 @@ static json_t *filter_all(const json_t *v)
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x)
+        {
             json_array_append_new(a, filter_all(x));
+        }
         return a;
     }
     return json_is_null(v) ? json_null() : json_string(AUDIT_FILTERED);
@@ -261,7 +264,9 @@ static json_t *filter(const json_t *v, int depth)
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x)
+        {
             json_array_append_new(a, filter(x, depth + 1));
+        }
         return a;
     }
     return json_deep_copy(v);
@@ -323,8 +328,7 @@ static void created_grid(const struct api_req *req, const struct api_res *res,
                     : NULL;
     const char *name = cp_json_str(j, "name");
     struct store_grid g = {0};
-    if (name != NULL &&
-        ST_CALL(req->m->store, grid_get, name, &g) == 0) {
+    if (name != NULL && ST_CALL(req->m->store, grid_get, name, &g) == 0) {
         memcpy(a->grid_id, g.id, sizeof(a->grid_id));
         cp_free(a->grid_name);
         a->grid_name = cp_strdup(g.name);
@@ -404,8 +408,7 @@ json_t *audit_entry_json(const struct store_audit *a)
                                   a->user_email ? a->user_email : ""));
     json_t *body = NULL;
     if (a->request_body != NULL) {
-        body = cp_json_parse(a->request_body, strlen(a->request_body), NULL,
-                             0);
+        body = cp_json_parse(a->request_body, strlen(a->request_body), NULL, 0);
         if (body == NULL) /* cut at AUDIT_BODY_MAX */
             body = json_string(a->request_body);
     }

@@ -18,8 +18,8 @@ static bool is_host_char(char c)
     return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
 }
 
-int registry_name_from_url(const char *url, char *out, size_t outlen,
-                           char *err, size_t errlen)
+int registry_name_from_url(const char *url, char *out, size_t outlen, char *err,
+                           size_t errlen)
 {
     out[0] = '\0';
     const char *p = NULL;
@@ -47,8 +47,9 @@ int registry_name_from_url(const char *url, char *out, size_t outlen,
     size_t auth_len = strcspn(p, "/?#");
     const char *at = memchr(p, '@', auth_len);
     if (at != NULL) {
-        snprintf(err, errlen, "must not contain credentials; use username "
-                              "and password");
+        snprintf(err, errlen,
+                 "must not contain credentials; use username "
+                 "and password");
         return CP_EINVAL;
     }
     const char *host = p;

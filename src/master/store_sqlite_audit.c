@@ -38,9 +38,8 @@ int sqa_registry_create(struct store *st, const struct store_registry *r)
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
     int rc = CP_EIO;
-    sqlite3_stmt *q =
-        sqlx_prep(c, "INSERT INTO registries(" REG_COLS ") "
-                     "VALUES(?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt *q = sqlx_prep(c, "INSERT INTO registries(" REG_COLS ") "
+                                   "VALUES(?,?,?,?,?,?,?,?,?)");
     if (q == NULL)
         goto out;
     int64_t now = cp_now_ms();
@@ -82,11 +81,11 @@ int sqa_registry_get(struct store *st, const char *grid_id, const char *name,
                         "registry get");
 }
 
-int sqa_registry_delete(struct store *st, const char *grid_id,
-                        const char *name)
+int sqa_registry_delete(struct store *st, const char *grid_id, const char *name)
 {
-    return sqlx_write_row(st, "DELETE FROM registries WHERE grid_id=? AND "
-                              "name=?",
+    return sqlx_write_row(st,
+                          "DELETE FROM registries WHERE grid_id=? AND "
+                          "name=?",
                           ARGS(grid_id, name), CP_ENOTFOUND);
 }
 
