@@ -178,9 +178,11 @@ bool engine_is_podman(const json_t *version)
  * body, HTTP timeout. Fills *status and the raw body. Returns 0 when the
  * engine answered at all (any status), else CP_EIO/CP_EPROTO with err
  * (CP_ETIMEDOUT when timeout_ms passed). */
-static int perform(struct engine *e, const char *method, const char *path,
-                   const json_t *body, long timeout_ms, long *status,
-                   struct cp_buf *resp, char *err, size_t errlen)
+/* One request; header (may be NULL) is one extra "Name: value" line. */
+static int perform_with(struct engine *e, const char *method,
+                        const char *path, const char *header,
+                        const json_t *body, long timeout_ms, long *status,
+                        struct cp_buf *resp, char *err, size_t errlen)
 {
     int rc = 0;
     char *url = cp_asprintf("http://docker%s%s", ENGINE_API_PREFIX, path);
@@ -192,9 +194,13 @@ static int perform(struct engine *e, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (payload != NULL) {
+    if (header != NULL)
+        hdrs = curl_slist_append(hdrs, header);
+    if (payload != NULL)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (hdrs != NULL)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if (payload != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
     } else if (strcmp(method, "POST") == 0) {
@@ -222,6 +228,14 @@ out:
     cp_free(payload);
     cp_free(url);
     return rc;
+}
+
+static int perform(struct engine *e, const char *method, const char *path,
+                   const json_t *body, long timeout_ms, long *status,
+                   struct cp_buf *resp, char *err, size_t errlen)
+{
+    return perform_with(e, method, path, NULL, body, timeout_ms, status, resp,
+                        err, errlen);
 }
 
 /* perform() plus status mapping and optional JSON parsing of the body.
@@ -501,8 +515,36 @@ bool engine_pull_error(const char *body, size_t len, char *out, size_t outlen)
     return false;
 }
 
-int engine_image_pull(struct engine *e, const char *ref, char *err,
-                      size_t errlen)
+char *engine_registry_auth(const char *username, const char *password,
+                           const char *email, const char *serveraddress)
+{
+    json_t *j = json_object();
+    if (username != NULL)
+        cp_json_set_str(j, "username", username);
+    if (password != NULL)
+        cp_json_set_str(j, "password", password);
+    if (email != NULL)
+        cp_json_set_str(j, "email", email);
+    if (serveraddress != NULL)
+        cp_json_set_str(j, "serveraddress", serveraddress);
+    char *text = cp_json_dump(j);
+    json_decref(j);
+    /* Docker decodes it with Go's base64.URLEncoding: the URL alphabet,
+     * padded. */
+    char *b64 = cp_base64_encode(text, strlen(text));
+    for (char *p = b64; *p != '\0'; p++) {
+        if (*p == '+')
+            *p = '-';
+        else if (*p == '/')
+            *p = '_';
+    }
+    memset(text, 0, strlen(text));
+    cp_free(text);
+    return b64;
+}
+
+int engine_image_pull(struct engine *e, const char *ref, const char *auth,
+                      char *err, size_t errlen)
 {
     /* Split "repo:tag" (a ':' after the last '/'; "host:5000/x" has none). */
     char *name = cp_strdup(ref);
@@ -522,8 +564,14 @@ int engine_image_pull(struct engine *e, const char *ref, char *err,
     long status = 0;
     struct cp_buf resp;
     cp_buf_init(&resp, ENGINE_MAX_BODY);
-    int rc = perform(e, "POST", path, NULL, ENGINE_PULL_TIMEOUT_MS, &status,
-                     &resp, err, errlen);
+    char *header =
+        auth != NULL ? cp_asprintf("X-Registry-Auth: %s", auth) : NULL;
+    int rc = perform_with(e, "POST", path, header, NULL, ENGINE_PULL_TIMEOUT_MS,
+                          &status, &resp, err, errlen);
+    if (header != NULL) {
+        memset(header, 0, strlen(header));
+        cp_free(header);
+    }
     if (rc != 0)
         goto out;
     char msg[256];

@@ -104,8 +104,15 @@ int engine_image_inspect(struct engine *e, const char *ref, json_t **out,
  * does): an errorDetail/error member anywhere in the stream makes it
  * CP_EIO with that message in err. Takes up to ENGINE_PULL_TIMEOUT_MS. */
 #define ENGINE_PULL_TIMEOUT_MS 600000
-int engine_image_pull(struct engine *e, const char *ref, char *err,
-                      size_t errlen);
+/* auth (may be NULL) is sent as the X-Registry-Auth header: see
+ * engine_registry_auth(). */
+int engine_image_pull(struct engine *e, const char *ref, const char *auth,
+                      char *err, size_t errlen);
+/* The X-Registry-Auth value for pull credentials: base64url (padded) of
+ * the JSON {username, password, email, serveraddress}, members that are
+ * NULL left out. New string (caller frees; it holds the password). Pure. */
+char *engine_registry_auth(const char *username, const char *password,
+                           const char *email, const char *serveraddress);
 /* The first error in a pull's JSON progress stream (errorDetail.message,
  * else error), or NULL when there is none. Borrowed from stream; body is
  * NUL-terminated text. Pure; writes the message into out. */

@@ -530,6 +530,29 @@ static int parse_limits(const json_t *o, struct pod *p, struct perr *e)
     return rc;
 }
 
+/* image_credentials: {username, password, email, serveraddress} or
+ * null. Errors name fields, never values. */
+static int parse_creds(const json_t *o, struct pod *p, struct perr *e)
+{
+    const json_t *c = member(o, "image_credentials");
+    if (c == NULL)
+        return 0;
+    if (!json_is_object(c))
+        return bad(e, "image_credentials", "not an object");
+    struct pod_creds *k = cp_calloc(1, sizeof(*k));
+    p->creds = k; /* pod_release frees it on error */
+    snprintf(e->ctx, sizeof(e->ctx), "image_credentials");
+    int rc = opt_str(c, "username", &k->username, e);
+    if (rc == 0)
+        rc = opt_str(c, "password", &k->password, e);
+    if (rc == 0)
+        rc = opt_str(c, "email", &k->email, e);
+    if (rc == 0)
+        rc = opt_str(c, "serveraddress", &k->serveraddress, e);
+    e->ctx[0] = '\0';
+    return rc;
+}
+
 int pods_parse(const json_t *o, struct pod *out, char *err, size_t errlen)
 {
     struct perr e = {err, errlen, ""};
@@ -552,6 +575,8 @@ int pods_parse(const json_t *o, struct pod *out, char *err, size_t errlen)
     out->instance_number = (int)n;
     if (rc == 0)
         rc = req_str(o, "image_name", &out->image_name, &e);
+    if (rc == 0)
+        rc = parse_creds(o, out, &e);
     if (rc == 0)
         rc = opt_str(o, "deploy_rev", &out->deploy_rev, &e);
     if (rc == 0)
@@ -645,6 +670,16 @@ void pod_release(struct pod *p)
     cp_free(p->service_id);
     cp_free(p->service_name);
     cp_free(p->image_name);
+    if (p->creds != NULL) {
+        struct pod_creds *k = p->creds;
+        if (k->password != NULL)
+            memset(k->password, 0, strlen(k->password));
+        cp_free(k->username);
+        cp_free(k->password);
+        cp_free(k->email);
+        cp_free(k->serveraddress);
+        cp_free(k);
+    }
     cp_free(p->deploy_rev);
     strv_release(&p->cmd);
     strv_release(&p->entrypoint);

@@ -85,6 +85,15 @@ struct pod_hook {
     size_t ninstances;
 };
 
+/* Pull credentials for a pod's image (spec 4.5 image_credentials): sent
+ * to the engine as X-Registry-Auth, never logged. Strings may be NULL. */
+struct pod_creds {
+    char *username;
+    char *password;
+    char *email;
+    char *serveraddress;
+};
+
 /* One service instance as the master wants it (spec 4.5 "Service pod").
  * Every string and array is owned by the pod; pod_release() frees them.
  * Optional strings are NULL when absent or null; optional numbers are
@@ -99,6 +108,7 @@ struct pod {
     long long service_revision;
     int instance_number;
     char *image_name;
+    struct pod_creds *creds; /* image_credentials, NULL when none */
     char *deploy_rev;
     bool is_stateful;
     struct pod_strv cmd;

@@ -1101,8 +1101,26 @@ static int image_ready(struct podworker *pw, const struct pod *p, char *err,
         return CP_EIO;
     }
     if (irc == CP_ENOTFOUND) {
-        cp_info("pods: pulling image %s", p->image_name);
-        rc = engine_image_pull(pw->we, p->image_name, perr, sizeof(perr));
+        /* The credentials go to the engine only, never to a log. */
+        char *auth = NULL;
+        if (p->creds != NULL) {
+            char host[256];
+            cp_image_registry(p->image_name, host, sizeof(host));
+            const char *server = p->creds->serveraddress != NULL
+                                     ? p->creds->serveraddress
+                                     : host;
+            auth = engine_registry_auth(p->creds->username,
+                                        p->creds->password, p->creds->email,
+                                        server);
+        }
+        cp_info("pods: pulling image %s%s", p->image_name,
+                auth != NULL ? " with credentials" : "");
+        rc = engine_image_pull(pw->we, p->image_name, auth, perr,
+                               sizeof(perr));
+        if (auth != NULL) {
+            memset(auth, 0, strlen(auth));
+            cp_free(auth);
+        }
         if (rc == 0)
             irc = engine_image_inspect(pw->we, p->image_name, &img, ierr,
                                        sizeof(ierr));

@@ -56,7 +56,16 @@ extern const struct cli_cmd cmd_service[];
 extern const struct cli_cmd cmd_container[];
 extern const struct cli_cmd cmd_stack[];
 extern const struct cli_cmd cmd_vault[];
+extern const struct cli_cmd cmd_registry[];
 int cmd_grid_env(struct cli *cli, const struct args *a);
+/* cmd_audit.c: "master audit-log" and "grid audit-log [GRID]". */
+extern const struct args_opt cmd_audit_opts[];
+int cmd_master_audit_log(struct cli *cli, const struct args *a);
+int cmd_grid_audit_log(struct cli *cli, const struct args *a);
+/* An audit entry's action ("create", "delete (403)") and resource
+ * ("secrets G/DB_PASS") as table cells (caller frees). Pure. */
+char *cmd_audit_action(const json_t *e);
+char *cmd_audit_resource(const json_t *e);
 int cmd_whoami(struct cli *cli, const struct args *a);
 int cmd_version(struct cli *cli, const struct args *a);
 

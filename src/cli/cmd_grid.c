@@ -570,4 +570,6 @@ const struct cli_cmd cmd_grid[] = {
      no_opts, 0, 1, cmd_grid_env, NULL},
     {"user", NULL, "<command>", "manage grid members", NULL, 0, 0, NULL,
      cmd_grid_user},
+    {"audit-log", NULL, "[GRID] [options]", "show a grid's audit log",
+     cmd_audit_opts, 0, 1, cmd_grid_audit_log, NULL},
     {0}};

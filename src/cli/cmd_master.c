@@ -650,4 +650,6 @@ const struct cli_cmd cmd_master[] = {
      cmd_master_token},
     {"user", NULL, "<command>", "manage master users", NULL, 0, 0, NULL,
      cmd_master_user},
+    {"audit-log", NULL, "[options]", "show the master's audit log",
+     cmd_audit_opts, 0, 0, cmd_master_audit_log, NULL},
     {0}};

@@ -241,3 +241,19 @@ int cp_parse_int(const char *s, long long min, long long max,
     *out = v;
     return 0;
 }
+
+void cp_image_registry(const char *image, char *out, size_t outlen)
+{
+    const char *slash = image != NULL ? strchr(image, '/') : NULL;
+    if (slash != NULL) {
+        size_t n = (size_t)(slash - image);
+        bool is_host = memchr(image, '.', n) != NULL ||
+                       memchr(image, ':', n) != NULL ||
+                       (n == 9 && strncmp(image, "localhost", 9) == 0);
+        if (is_host && n > 0 && n < outlen) {
+            snprintf(out, outlen, "%.*s", (int)n, image);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%s", CP_REGISTRY_DEFAULT);
+}

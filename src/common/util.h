@@ -60,4 +60,11 @@ int cp_buf_printf(struct cp_buf *b, const char *fmt, ...)
 int cp_parse_int(const char *s, long long min, long long max,
                  long long *out);
 
+/* The registry an image reference is pulled from (spec 4.5, as the
+ * original): its first component when that looks like a host (has a '.'
+ * or a ':', or is "localhost"), else CP_REGISTRY_DEFAULT (Docker Hub).
+ * Written to out. Pure. */
+#define CP_REGISTRY_DEFAULT "index.docker.io"
+void cp_image_registry(const char *image, char *out, size_t outlen);
+
 #endif

@@ -8,6 +8,7 @@
 #include "agent_calls.h"
 #include "pods_view.h"
 #include "vault.h"
+#include "registry.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -384,8 +385,16 @@ void agent_calls_pods_list(struct agent_call *c)
         json_array_append_new(pods, pod_of(e, r, &grid, &node));
         svc_memo_unref(e);
     }
-    c->result = json_pack("{s:o}", "service_pods", pods);
+    /* Credentials are added per list, never memoised: a registry added
+     * or removed shows in the next list. */
+    rc = registry_add_pod_credentials(c->m, c->grid_id, pods);
     store_pod_rows_release(&rows);
+    if (rc != 0) {
+        json_decref(pods);
+        fail_rc(c, rc);
+        return;
+    }
+    c->result = json_pack("{s:o}", "service_pods", pods);
 }
 
 /* ==== /node_service_pods/set_state [node_id, {...}] ==== */

@@ -3,6 +3,7 @@
  * statuses lives here too.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "api.h"
+#include "audit.h"
 #include "authcache.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
@@ -121,6 +122,19 @@ static const struct api_route routes[] = {
     {API_POST, "/v1/grids/:grid/users", api_grid_users_add,
      API_LOAD_GRID | API_GRID_ADMIN},
     {API_DELETE, "/v1/grids/:grid/users/:email", api_grid_users_remove,
+     API_LOAD_GRID | API_GRID_ADMIN},
+    /* External registries (api_registries.c) and the audit log
+     * (api_audit.c). */
+    {API_GET, "/v1/grids/:grid/external_registries", api_registries_list,
+     API_LOAD_GRID},
+    {API_POST, "/v1/grids/:grid/external_registries", api_registries_create,
+     API_LOAD_GRID},
+    {API_GET, "/v1/external_registries/:grid/:name", api_registry_show,
+     API_LOAD_GRID},
+    {API_DELETE, "/v1/external_registries/:grid/:name", api_registry_delete,
+     API_LOAD_GRID},
+    {API_GET, "/v1/audit_logs", api_audit_logs_list, API_MASTER_ADMIN},
+    {API_GET, "/v1/grids/:grid/audit_log", api_grid_audit_log,
      API_LOAD_GRID | API_GRID_ADMIN},
 };
 
@@ -519,10 +533,11 @@ static int load_grid(struct api_req *req, struct api_res *res)
     return 0;
 }
 
-void api_run(const struct api_route *route, struct api_req *req,
-             struct api_res *res)
+/* Everything before and including the handler; returns early on the
+ * first failed check with res holding the answer. */
+static void pipeline(const struct api_route *route, struct api_req *req,
+                     struct api_res *res)
 {
-    res->status = 200;
     if (!(route->flags & API_PUBLIC) &&
         authenticate(req, res, !(route->flags & API_SOFT_AUTH)) != 0)
         return;
@@ -549,6 +564,16 @@ void api_run(const struct api_route *route, struct api_req *req,
         return;
     }
     route->handler(req, res);
+}
+
+void api_run(const struct api_route *route, struct api_req *req,
+             struct api_res *res)
+{
+    res->status = 200;
+    pipeline(route, req, res);
+    /* The one audit hook: mutating requests and API_AUDIT_READ routes of
+     * authenticated callers, however they ended (audit.c). */
+    audit_request(route, req, res);
 }
 
 void api_req_release(struct api_req *req)

@@ -241,4 +241,14 @@ void api_service_container_logs(struct api_req *req, struct api_res *res);
 void api_service_event_logs(struct api_req *req, struct api_res *res);
 void api_container_logs(struct api_req *req, struct api_res *res);
 
+/* api_registries.c */
+void api_registries_list(struct api_req *req, struct api_res *res);
+void api_registries_create(struct api_req *req, struct api_res *res);
+void api_registry_show(struct api_req *req, struct api_res *res);
+void api_registry_delete(struct api_req *req, struct api_res *res);
+
+/* api_audit.c */
+void api_audit_logs_list(struct api_req *req, struct api_res *res);
+void api_grid_audit_log(struct api_req *req, struct api_res *res);
+
 #endif

@@ -46,7 +46,8 @@ const char master_config_usage[] =
     "  --inline-reads       KONTENA_INLINE_READS  cheap reads on the loop\n"
     "                       with the embedded store (0: on the worker pool)\n"
     "  --trusted-proxies L  KONTENA_TRUSTED_PROXIES load balancers (IPs,\n"
-    "                       CIDRs) whose X-Forwarded-For/-Proto count\n";
+    "                       CIDRs) whose X-Forwarded-For/-Proto count\n"
+    "  --audit-log-max N    KONTENA_AUDIT_LOG_MAX audit entries kept (10000)\n";
 
 enum kind { K_STR, K_INT, K_BOOL, K_LEVEL, K_TRACE, K_SIZE };
 
@@ -97,6 +98,8 @@ static const struct setting settings[] = {
      OFF(trusted_proxies), 0, 0},
     {"KONTENA_INLINE_READS", "--inline-reads", K_BOOL, OFF(inline_reads), 0,
      0},
+    {"KONTENA_AUDIT_LOG_MAX", "--audit-log-max", K_INT, OFF(audit_log_max), 1,
+     100000000},
 };
 
 /* Store selectors are not plain settings: they pick a backend. */
@@ -189,6 +192,7 @@ static void set_defaults(struct master_config *c)
     c->threads = 4;
     c->auth_cache_ms = 1000;
     c->inline_reads = false;
+    c->audit_log_max = 10000;
 }
 
 int master_config_parse(struct master_config *c, char *const *envp,

@@ -47,6 +47,7 @@ struct master_config {
     bool inline_reads;           /* KONTENA_INLINE_READS */
     char *trusted_proxies;       /* KONTENA_TRUSTED_PROXIES, as given */
     struct proxy_list proxies;   /* ... parsed */
+    int audit_log_max;           /* KONTENA_AUDIT_LOG_MAX: entries kept */
 };
 
 /* Fills c from envp (NULL-terminated "K=V" strings) and argv. Returns 0,

@@ -27,7 +27,7 @@ struct job {
     int rc;
 };
 
-static struct job sweep_job, expire_job;
+static struct job sweep_job, expire_job, audit_job;
 
 static void sweep_work(void *ctx)
 {
@@ -47,19 +47,28 @@ static void expire_work(void *ctx)
     j->rc = ST_CALL(j->m->store, tokens_expire, cp_now_ms(), &j->count);
 }
 
+/* Keeps the newest KONTENA_AUDIT_LOG_MAX audit entries (spec 11 row 8). */
+static void audit_work(void *ctx)
+{
+    struct job *j = ctx;
+    j->rc = ST_CALL(j->m->store, audit_trim, j->m->cfg.audit_log_max,
+                    &j->count);
+}
+
 static void job_done(void *ctx)
 {
     struct job *j = ctx;
     j->running = false;
     j->first = false;
+    const char *what = j == &sweep_job    ? "stale-node sweep"
+                       : j == &audit_job ? "audit log trim"
+                                         : "token expiry";
     if (j->rc != 0)
-        cp_warn("jobs: %s failed: %s",
-                j == &sweep_job ? "stale-node sweep" : "token expiry",
-                cp_strerror(j->rc));
+        cp_warn("jobs: %s failed: %s", what, cp_strerror(j->rc));
     else if (j->count > 0)
-        cp_info("jobs: %s: %d", j == &sweep_job
-                                    ? "nodes marked offline (stale)"
-                                    : "expired tokens removed",
+        cp_info("jobs: %s: %d", j == &sweep_job   ? "nodes marked offline (stale)"
+                                : j == &audit_job ? "old audit entries removed"
+                                                  : "expired tokens removed",
                 j->count);
 }
 
@@ -70,8 +79,11 @@ static void on_timer(uv_timer_t *t)
     if (j->running || !leader_is(j->m))
         return;
     j->running = true;
-    master_queue(j->m, j == &sweep_job ? sweep_work : expire_work, job_done,
-                 j);
+    master_queue(j->m,
+                 j == &sweep_job   ? sweep_work
+                 : j == &audit_job ? audit_work
+                                   : expire_work,
+                 job_done, j);
 }
 
 static void start(struct job *j, struct master *m, uint64_t first,
@@ -90,6 +102,7 @@ void jobs_start(struct master *m)
     start(&sweep_job, m, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
     sweep_job.first = single;
     start(&expire_job, m, 5000, EXPIRE_EVERY_MS);
+    start(&audit_job, m, 5000, EXPIRE_EVERY_MS);
 }
 
 void jobs_stop(struct master *m)
@@ -97,6 +110,8 @@ void jobs_stop(struct master *m)
     CP_UNUSED(m);
     uv_timer_stop(&sweep_job.timer);
     uv_timer_stop(&expire_job.timer);
+    uv_timer_stop(&audit_job.timer);
     uv_close((uv_handle_t *)&sweep_job.timer, NULL);
     uv_close((uv_handle_t *)&expire_job.timer, NULL);
+    uv_close((uv_handle_t *)&audit_job.timer, NULL);
 }

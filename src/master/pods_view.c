@@ -454,6 +454,7 @@ json_t *pods_view_pod(const struct store_service *svc,
     cp_json_set_time(p, "updated_at", svc->updated_at);
     json_object_set_new(p, "instance_number", json_integer(n));
     json_object_set_new(p, "image_name", pick(spec, "image", is_string));
+    /* Filled per pod list by registry.c: never part of a memoised pod. */
     json_object_set_new(p, "image_credentials", json_null());
     cp_json_set_str(p, "deploy_rev", inst->deploy_rev);
     json_object_set_new(p, "stateful",

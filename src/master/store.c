@@ -267,3 +267,49 @@ void store_secret_list_release(struct store_secret_list *l)
     cp_free(l->items);
     memset(l, 0, sizeof(*l));
 }
+
+void store_registry_release(struct store_registry *r)
+{
+    cp_free(r->name);
+    cp_free(r->url);
+    cp_free(r->username);
+    cp_free(r->password_sealed);
+    cp_free(r->email);
+    memset(r, 0, sizeof(*r));
+}
+
+void store_registry_list_release(struct store_registry_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_registry_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
+void store_audit_release(struct store_audit *a)
+{
+    cp_free(a->grid_name);
+    cp_free(a->user_email);
+    cp_free(a->resource_type);
+    cp_free(a->resource_id);
+    cp_free(a->resource_name);
+    cp_free(a->service_id);
+    cp_free(a->event_name);
+    cp_free(a->event_status);
+    cp_free(a->method);
+    cp_free(a->path);
+    cp_free(a->source_ip);
+    cp_free(a->user_agent);
+    cp_free(a->request_body);
+    memset(a, 0, sizeof(*a));
+}
+
+void store_audit_list_release(struct store_audit_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_audit_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}

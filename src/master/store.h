@@ -397,6 +397,61 @@ struct store_secret_list {
     size_t len;
 };
 
+/* ==== External registries and the audit log ====
+ *
+ * A registry holds the pull credentials of a private image registry for
+ * one grid (spec 3.1, 8 "registries"). name is the URL's host[:port] (the
+ * port left out when it is 80 or 443), unique in the grid. The password is
+ * sealed at rest with the master's seal key (common/crypto.h); the
+ * original kept it in plaintext (spec 7). */
+struct store_registry {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char *name;
+    char *url;
+    char *username;
+    char *password_sealed;
+    char *email; /* NULL when none */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+struct store_registry_list {
+    struct store_registry *items;
+    size_t len;
+};
+
+/* One audit log entry (spec 3, 8 "audit_logs"): who did what to which
+ * resource, from where, and how it ended. request_body is the request's
+ * JSON body with secret material already filtered (audit.c), as text, or
+ * NULL. grid_id is "" for requests that concern no grid. seq increases
+ * with every entry. */
+struct store_audit {
+    int64_t seq;
+    char grid_id[STORE_ID_LEN + 1];
+    char *grid_name;
+    char user_id[STORE_ID_LEN + 1];
+    char *user_email;
+    char *resource_type; /* "services", "secrets", ... */
+    char *resource_id;   /* the API's id: a path such as "G/null/web" */
+    char *resource_name;
+    char *service_id; /* API id of the service concerned, or NULL */
+    char *event_name; /* create, update, delete, show, deploy, ... */
+    char *event_status; /* success | error */
+    int status;         /* the HTTP status answered */
+    char *method;
+    char *path;
+    char *source_ip;
+    char *user_agent;
+    char *request_body;
+    int64_t created_at;
+};
+
+struct store_audit_list {
+    struct store_audit *items;
+    size_t len;
+};
+
 struct store;
 
 /* A change-feed message: channel and payload (JSON text), both borrowed
@@ -724,6 +779,28 @@ struct store_ops {
      * them page by page. */
     int (*secrets_page)(struct store *st, const char *after_id, int limit,
                         struct store_secret_list *out);
+    /* ==== External registries ==== */
+    /* CP_ECONFLICT when the grid already has one of that name;
+     * CP_ENOTFOUND without the grid. */
+    int (*registry_create)(struct store *st, const struct store_registry *r);
+    /* The grid's registries ordered by name. */
+    int (*registry_list)(struct store *st, const char *grid_id,
+                         struct store_registry_list *out);
+    int (*registry_get)(struct store *st, const char *grid_id,
+                        const char *name, struct store_registry *out);
+    int (*registry_delete)(struct store *st, const char *grid_id,
+                           const char *name);
+
+    /* ==== Audit log (bounded) ==== */
+    /* Appends one entry (one insert); a->seq and a zero created_at are
+     * filled in by the store. */
+    int (*audit_append)(struct store *st, const struct store_audit *a);
+    /* The newest limit entries, newest first; of one grid when grid_id is
+     * not NULL. */
+    int (*audit_list)(struct store *st, const char *grid_id, int limit,
+                      struct store_audit_list *out);
+    /* Keeps the newest keep entries; *deleted counts the others. */
+    int (*audit_trim)(struct store *st, int64_t keep, int *deleted);
 
     /* ==== HA primitives ==== */
     /* Versioned keys for compare-and-set. kv_get: CP_ENOTFOUND when
@@ -788,6 +865,10 @@ void store_event_list_release(struct store_event_list *l);
 void store_node_list_release(struct store_node_list *l);
 void store_secret_release(struct store_secret *s);
 void store_secret_list_release(struct store_secret_list *l);
+void store_registry_release(struct store_registry *r);
+void store_registry_list_release(struct store_registry_list *l);
+void store_audit_release(struct store_audit *a);
+void store_audit_list_release(struct store_audit_list *l);
 
 /* Every backend's struct store begins with this header. */
 struct store {

@@ -207,6 +207,24 @@ static const struct migration migrations[] = {
      " name TEXT NOT NULL, value TEXT NOT NULL,"
      " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
      " UNIQUE(grid_id, name));"},
+    {7,
+     /* External registries (password sealed by the master) and the audit
+      * log. Audit rows keep the grid's id and name without a foreign key:
+      * they outlive the grid they tell about. */
+     "CREATE TABLE registries(id TEXT PRIMARY KEY,"
+     " grid_id TEXT NOT NULL REFERENCES grids(id) ON DELETE CASCADE,"
+     " name TEXT NOT NULL, url TEXT NOT NULL, username TEXT NOT NULL,"
+     " password_sealed TEXT NOT NULL, email TEXT,"
+     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " UNIQUE(grid_id, name));"
+     "CREATE TABLE audit_logs(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " grid_id TEXT, grid_name TEXT, user_id TEXT, user_email TEXT,"
+     " resource_type TEXT, resource_id TEXT, resource_name TEXT,"
+     " service_id TEXT, event_name TEXT, event_status TEXT,"
+     " status INTEGER NOT NULL DEFAULT 0, method TEXT, path TEXT,"
+     " source_ip TEXT, user_agent TEXT, request_body TEXT,"
+     " created_at INTEGER NOT NULL);"
+     "CREATE INDEX audit_logs_grid ON audit_logs(grid_id, seq);"},
 };
 
 /* ==== Errors, statements, transactions ==== */
@@ -1711,6 +1729,13 @@ const struct store_ops store_sqlite_ops = {
     .grid_user_remove = sq_grid_user_remove,
     .grid_users = sq_grid_users,
     .grid_is_member = sq_grid_is_member,
+    .registry_create = sqa_registry_create,
+    .registry_list = sqa_registry_list,
+    .registry_get = sqa_registry_get,
+    .registry_delete = sqa_registry_delete,
+    .audit_append = sqa_audit_append,
+    .audit_list = sqa_audit_list,
+    .audit_trim = sqa_audit_trim,
     .kv_get = sq_kv_get,
     .kv_cas = sq_kv_cas,
     .lease_acquire = sq_lease_acquire,

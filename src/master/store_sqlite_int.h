@@ -229,5 +229,17 @@ int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
                           const char *value);
 int sqv_secrets_page(struct store *st, const char *after_id, int limit,
                      struct store_secret_list *out);
+/* ==== store_sqlite_audit.c ==== */
+int sqa_registry_create(struct store *st, const struct store_registry *r);
+int sqa_registry_list(struct store *st, const char *grid_id,
+                      struct store_registry_list *out);
+int sqa_registry_get(struct store *st, const char *grid_id, const char *name,
+                     struct store_registry *out);
+int sqa_registry_delete(struct store *st, const char *grid_id,
+                        const char *name);
+int sqa_audit_append(struct store *st, const struct store_audit *a);
+int sqa_audit_list(struct store *st, const char *grid_id, int limit,
+                   struct store_audit_list *out);
+int sqa_audit_trim(struct store *st, int64_t keep, int *deleted);
 
 #endif

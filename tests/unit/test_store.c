@@ -157,10 +157,12 @@ static void test_two_stores_same_dir(void **state)
         assert_int_equal(v, v0);
     }
     /* exactly one schema_migrations row per version: migrated once */
+    /* Each version applied once; numbers may have gaps. */
     assert_int_equal(testdb_count(&fresh, "SELECT COUNT(*) FROM "
                                           "schema_migrations"),
-                     v0);
-    assert_int_equal(testdb_count(&fresh, "SELECT COUNT(DISTINCT version) "
+                     testdb_count(&fresh, "SELECT COUNT(DISTINCT version) "
+                                          "FROM schema_migrations"));
+    assert_int_equal(testdb_count(&fresh, "SELECT MAX(version) "
                                           "FROM schema_migrations"),
                      v0);
     assert_int_equal(ST_CALL(o[0].st, config_set, "who", "zero"), 0);
