@@ -107,7 +107,8 @@ class TestRootAndHeaders(MasterCase):
         self.assertEqual(body["message"], "pong")
         self.assertEqual(sorted(body["master"]), ["id", "leader", "leader_id", "store"])
         self.assertRegex(body["master"]["id"], r"^[0-9a-f]{32}$")
-        self.assertEqual(body["master"]["store"], {"backend": "sqlite", "healthy": True})
+        backend = "postgresql" if self.m.database_url else "sqlite"
+        self.assertEqual(body["master"]["store"], {"backend": backend, "healthy": True})
 
     def test_master_status_shows_this_master_leading(self):
         # A lone master takes the leader lease at start-up.
@@ -123,7 +124,8 @@ class TestRootAndHeaders(MasterCase):
         self.assertGreaterEqual(body["leader_changes"], 1)
         self.assertIsInstance(body["leader_since"], int)
         self.assertGreater(body["leader_lease_expires_at"], time.time() - 1)
-        self.assertEqual(body["store"]["backend"], "sqlite")
+        self.assertEqual(body["store"]["backend"],
+                         "postgresql" if self.m.database_url else "sqlite")
         self.assertTrue(body["store"]["healthy"])
         self.assertGreaterEqual(body["store"]["schema_version"], 4)
         self.assertEqual(body["version"], hdrs["x-kontena-version"])
