@@ -4,6 +4,7 @@
 #include "agents.h"
 #include "config.h"
 #include "deploy.h"
+#include "stacks.h"
 #include "feed.h"
 #include "jobs.h"
 #include "http.h"
@@ -50,6 +51,7 @@ static void on_signal(uv_signal_t *h, int signum)
                      "master is shutting down");
     jobs_stop(rt->m);
     deploy_stop(rt->m);
+    stacks_stop(rt->m);
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -118,6 +120,7 @@ int main(int argc, char **argv)
     }
     jobs_start(&m);
     deploy_start(&m);
+    stacks_start(&m);
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {
