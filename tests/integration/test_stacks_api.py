@@ -443,6 +443,33 @@ class TestStacksApi(StackCase):
         finally:
             s.close()
 
+    def test_takeover_after_master_death(self):
+        """A master killed in the middle of a stack deploy: its lease runs
+        out and the restarted master (a new holder) takes the job over
+        and ends it; it never stays ongoing (issue #2523)."""
+        self.create("orphan", [svc("web", links=["db"]), svc("db")])
+        self.addCleanup(self.remove, "orphan")
+        d = self.ok("POST", "/v1/stacks/%s/orphan/deploy" % GRID, status=200)
+        path = "/v1/stacks/%s/orphan/deploys/%s" % (GRID, d["id"])
+        self.wait_for("stack deploy ongoing",
+                      lambda: self.ok("GET", path, status=200)["state"] == "ongoing",
+                      10, interval=0.02)
+        self.m.kill()
+        self.m.start()
+        st, got = self.rest("GET", path)
+        self.assertEqual(st, 200, got)
+        self.assertIn(got["state"], ("ongoing", "error"), got)
+        t0 = time.monotonic()
+        got = self.wait_for("stack deploy taken over and ended",
+                            lambda: self.ok("GET", path, status=200)["state"]
+                            in ("success", "error") and self.ok("GET", path,
+                                                                status=200), 70)
+        sys.stderr.write("[test_stacks_api] taken over and ended %.1fs after the "
+                         "restart\n" % (time.monotonic() - t0))
+        self.assertEqual(got["state"], "error", got)
+        self.assertIn("service db", got["reason"])
+        self.assertIsNotNone(got["finished_at"])
+
     def test_remove_in_background(self):
         self.create("gone", [svc("a"), svc("b", links=["a"])])
         st, got = self.rest("DELETE", "/v1/stacks/%s/gone" % GRID)
