@@ -32,8 +32,8 @@
 static int load_stack(struct api_req *req, struct api_res *res,
                       struct store_stack *k, struct store_stack_revision *rev)
 {
-    int rc = ST_CALL(req->m->store, stack_get, req->grid.id, req->params[1], k,
-                     rev);
+    int rc =
+        ST_CALL(req->m->store, stack_get, req->grid.id, req->params[1], k, rev);
     if (rc == CP_ENOTFOUND)
         api_error(res, 404, "Not found");
     else if (rc != 0)
@@ -68,7 +68,8 @@ static json_t *str_or_null(const char *s)
 /* Stack JSON (spec 3.2). svcs holds the grid's services (those of k are
  * picked), counts their instance counts, all every stack of the grid
  * (for parent and children; may be NULL). */
-static json_t *stack_json(const struct api_req *req, const struct store_stack *k,
+static json_t *stack_json(const struct api_req *req,
+                          const struct store_stack *k,
                           const struct store_stack_revision *rev,
                           const struct store_service_list *svcs,
                           const json_t *counts,
@@ -89,8 +90,8 @@ static json_t *stack_json(const struct api_req *req, const struct store_stack *k
             continue;
         states[n++] = s->state;
         json_array_append_new(
-            services, api__service_view((struct api_req *)(uintptr_t)req, s,
-                                        counts));
+            services,
+            api__service_view((struct api_req *)(uintptr_t)req, s, counts));
     }
     cp_json_set_str(j, "state", stacks_state(states, n, k->is_deploying));
     cp_free(states);
@@ -103,18 +104,17 @@ static json_t *stack_json(const struct api_req *req, const struct store_stack *k
     json_object_set_new(j, "revision", json_integer(k->revision));
     json_object_set_new(j, "expose", str_or_null(rev->expose));
     json_object_set_new(j, "source", str_or_null(rev->source));
-    json_object_set_new(j, "variables", rev->variables
-                                            ? json_incref(rev->variables)
-                                            : json_object());
+    json_object_set_new(j, "variables",
+                        rev->variables ? json_incref(rev->variables)
+                                       : json_object());
     json_object_set_new(j, "labels",
                         k->labels ? json_incref(k->labels) : json_array());
     json_object_set_new(j, "services", services);
-    json_object_set_new(j, "volumes",
-                        rev->volumes ? json_incref(rev->volumes)
-                                     : json_array());
-    json_object_set_new(j, "metadata", rev->metadata
-                                           ? json_incref(rev->metadata)
-                                           : json_object());
+    json_object_set_new(
+        j, "volumes", rev->volumes ? json_incref(rev->volumes) : json_array());
+    json_object_set_new(j, "metadata",
+                        rev->metadata ? json_incref(rev->metadata)
+                                      : json_object());
     json_t *parent = json_null();
     json_t *children = json_array();
     for (size_t i = 0; all != NULL && i < all->len; i++) {
@@ -127,8 +127,8 @@ static json_t *stack_json(const struct api_req *req, const struct store_stack *k
         }
         if (o->parent_name != NULL && strcmp(o->parent_name, k->name) == 0) {
             char *cid = cp_asprintf("%s/%s", g, o->name);
-            json_array_append_new(children, json_pack("{s:s, s:s}", "id", cid,
-                                                      "name", o->name));
+            json_array_append_new(
+                children, json_pack("{s:s, s:s}", "id", cid, "name", o->name));
             cp_free(cid);
         }
     }
@@ -191,9 +191,8 @@ void api_stacks_list(struct api_req *req, struct api_res *res)
     for (size_t i = 0; i < all.len; i++) {
         if (strcmp(all.stacks[i].name, "null") == 0)
             continue; /* the default stack is hidden */
-        json_array_append_new(arr, stack_json(req, &all.stacks[i],
-                                              &all.revs[i], &svcs, counts,
-                                              &all));
+        json_array_append_new(arr, stack_json(req, &all.stacks[i], &all.revs[i],
+                                              &svcs, counts, &all));
     }
     api_json(res, 200, json_pack("{s:o}", "stacks", arr));
 out:
@@ -240,8 +239,8 @@ static bool body_labels(const json_t *body, json_t **out, json_t *errors)
 }
 
 /* parent: null or {name}; *name borrowed from body. False when absent. */
-static bool body_parent(const json_t *body, const char *self,
-                        const char **name, json_t *errors)
+static bool body_parent(const json_t *body, const char *self, const char **name,
+                        json_t *errors)
 {
     json_t *v = json_object_get(body, "parent");
     *name = NULL;
@@ -278,8 +277,8 @@ static int check_links(struct api_req *req, struct api_res *res,
     }
     json_t *existing = json_object();
     for (size_t i = 0; i < all.len; i++) {
-        char *p = cp_asprintf("%s/%s", all.items[i].stack_name,
-                              all.items[i].name);
+        char *p =
+            cp_asprintf("%s/%s", all.items[i].stack_name, all.items[i].name);
         json_object_set_new(existing, p, json_true());
         cp_free(p);
     }
@@ -337,8 +336,7 @@ void api_stacks_create(struct api_req *req, struct api_res *res)
     body_parent(body, name, &parent, errors);
     if (json_object_get(errors, "name") == NULL) {
         stacks_build_revision(body, name, req->grid.name, NULL, &rev, errors);
-        if (rev != NULL &&
-            check_links(req, res, rev, name, errors) != 0)
+        if (rev != NULL && check_links(req, res, rev, name, errors) != 0)
             goto out;
     }
     if (json_object_size(errors) > 0) {
@@ -419,8 +417,8 @@ void api_stack_update(struct api_req *req, struct api_res *res)
         stacks_revision_from_json(rev, &r);
         r.revision = k.revision + 1;
         svcs = rev_services(rev, &n);
-        rc = ST_CALL(req->m->store, stack_revise, k.id, k.revision, &r, svcs,
-                     n);
+        rc =
+            ST_CALL(req->m->store, stack_revise, k.id, k.revision, &r, svcs, n);
         if (rc == CP_ECONFLICT) {
             api_error(res, 409,
                       "stack %s was updated meanwhile (now at revision "
@@ -433,8 +431,7 @@ void api_stack_update(struct api_req *req, struct api_res *res)
             goto out;
         }
         cp_info("stacks: %s updated stack %s/%s to revision %lld",
-                req->user.email, req->grid.name, k.name,
-                (long long)r.revision);
+                req->user.email, req->grid.name, k.name, (long long)r.revision);
     }
     if (has_labels || has_parent) {
         if (has_labels) {

@@ -94,9 +94,9 @@ static void cycle_message(struct sorter *s, size_t from)
     struct cp_buf b;
     cp_buf_init(&b, 4096);
     for (size_t k = start; k < s->depth; k++)
-        cp_buf_printf(&b, "%s -> ",
-                      cp_json_str(json_array_get(s->services, s->path[k]),
-                                  "name"));
+        cp_buf_printf(
+            &b, "%s -> ",
+            cp_json_str(json_array_get(s->services, s->path[k]), "name"));
     cp_buf_printf(&b, "%s",
                   cp_json_str(json_array_get(s->services, from), "name"));
     snprintf(s->why, s->len, "service %s has recursive links: %s",
@@ -116,8 +116,8 @@ static int visit(struct sorter *s, size_t i)
     json_array_foreach(json_object_get(json_array_get(s->services, i), "links"),
                        k, l)
     {
-        const char *ln = json_is_string(l) ? json_string_value(l)
-                                           : cp_json_str(l, "name");
+        const char *ln =
+            json_is_string(l) ? json_string_value(l) : cp_json_str(l, "name");
         const char *t = ln ? local_target(ln, s->own) : NULL;
         if (t == NULL)
             continue;
@@ -311,8 +311,9 @@ static json_t *build_volumes(const json_t *v, json_t *errors)
         }
         char *key = cp_asprintf("volumes.%s", name);
         if (ext == NULL || json_is_false(ext) || json_is_null(ext))
-            add_error(errors, "volumes", "only external volumes are supported "
-                                         "(volume %s is not external)",
+            add_error(errors, "volumes",
+                      "only external volumes are supported "
+                      "(volume %s is not external)",
                       name);
         else
             /* External volumes must exist, and this master keeps no
@@ -333,14 +334,16 @@ int stacks_build_revision(const json_t *body, const char *stack_name,
     size_t before = json_object_size(errors);
     *rev_out = NULL;
     json_t *rev = json_object();
-    static const char *const strs[] = {"stack", "version", "registry",
-                                       "source", "expose"};
+    static const char *const strs[] = {"stack", "version", "registry", "source",
+                                       "expose"};
     for (size_t i = 0; i < CP_ARRAY_LEN(strs); i++)
         json_object_set_new(rev, strs[i], opt_string(body, strs[i], errors));
-    json_object_set_new(rev, "variables", opt_object(body, "variables", errors));
+    json_object_set_new(rev, "variables",
+                        opt_object(body, "variables", errors));
     json_object_set_new(rev, "metadata", opt_object(body, "metadata", errors));
     json_object_set_new(
-        rev, "volumes", build_volumes(json_object_get(body, "volumes"), errors));
+        rev, "volumes",
+        build_volumes(json_object_get(body, "volumes"), errors));
     json_t *svcs = build_services(json_object_get(body, "services"), stack_name,
                                   grid_name, current, errors);
     const char *expose = cp_json_str(rev, "expose");
@@ -353,9 +356,8 @@ int stacks_build_revision(const json_t *body, const char *stack_name,
     size_t bad = 0;
     json_t *sorted = json_array();
     if (stacks_order(svcs, stack_name, order, why, sizeof(why), &bad) != 0) {
-        char *key = cp_asprintf(
-            "services.%s.links",
-            cp_json_str(json_array_get(svcs, bad), "name"));
+        char *key = cp_asprintf("services.%s.links",
+                                cp_json_str(json_array_get(svcs, bad), "name"));
         add_error(errors, key, "%s", why);
         cp_free(key);
     } else {
@@ -454,15 +456,15 @@ json_t *stacks_revision_json(const struct store_stack_revision *r)
     json_object_set_new(j, "registry", str_or_null(r->registry));
     json_object_set_new(j, "source", str_or_null(r->source));
     json_object_set_new(j, "expose", str_or_null(r->expose));
-    json_object_set_new(j, "variables", r->variables
-                                            ? json_incref(r->variables)
-                                            : json_object());
+    json_object_set_new(j, "variables",
+                        r->variables ? json_incref(r->variables)
+                                     : json_object());
     json_object_set_new(j, "services",
                         r->services ? json_incref(r->services) : json_array());
     json_object_set_new(j, "volumes",
                         r->volumes ? json_incref(r->volumes) : json_array());
-    json_object_set_new(j, "metadata", r->metadata ? json_incref(r->metadata)
-                                                   : json_object());
+    json_object_set_new(j, "metadata",
+                        r->metadata ? json_incref(r->metadata) : json_object());
     return j;
 }
 
@@ -506,8 +508,7 @@ void stacks_event(struct master *m, const struct store_stack *k, int severity,
     memcpy(ev.stack_id, k->id, sizeof(ev.stack_id));
     int rc = ST_CALL(m->store, events_append, &ev, 1);
     if (rc != 0)
-        cp_warn("stacks: cannot record event \"%s\": %s", msg,
-                cp_strerror(rc));
+        cp_warn("stacks: cannot record event \"%s\": %s", msg, cp_strerror(rc));
 }
 
 /* ==== The worker: one job ==== */
@@ -566,10 +567,10 @@ static void finish(struct job *j, const struct store_stack *k,
     bool is_remove = strcmp(j->d.action, "remove") == 0;
     if (save(j) && k != NULL) {
         if (error)
-            stacks_event(j->m, k, 3, is_remove ? "stack:remove" : "stack:deploy",
-                         "%s %s of stack %s failed: %s",
-                         is_remove ? "removal" : "deploy", j->d.id, k->name,
-                         error);
+            stacks_event(
+                j->m, k, 3, is_remove ? "stack:remove" : "stack:deploy",
+                "%s %s of stack %s failed: %s",
+                is_remove ? "removal" : "deploy", j->d.id, k->name, error);
         else
             stacks_event(j->m, k, 1, "stack:deploy",
                          "deploy %s of stack %s (revision %lld) finished",
@@ -614,8 +615,7 @@ linked_from_outside(const struct store_service_list *all,
  * in link order (stack_revision = the revision) and removes the
  * services the revision lacks. 0, or CP_EINVAL with why. Idempotent. */
 static int apply(struct job *j, const struct store_stack *k,
-                 const struct store_stack_revision *rev, char *why,
-                 size_t len)
+                 const struct store_stack_revision *rev, char *why, size_t len)
 {
     struct master *m = j->m;
     struct store_service_list all = {0};
@@ -627,8 +627,8 @@ static int apply(struct job *j, const struct store_stack *k,
         goto out;
     }
     for (size_t i = 0; i < all.len; i++) {
-        char *path = cp_asprintf("%s/%s", all.items[i].stack_name,
-                                 all.items[i].name);
+        char *path =
+            cp_asprintf("%s/%s", all.items[i].stack_name, all.items[i].name);
         json_object_set_new(existing, path, json_true());
         cp_free(path);
     }
@@ -756,8 +756,8 @@ static void deploy_step(struct job *j, const struct store_stack *k)
         return;
     }
     if (j->d.revision == 0) {
-        int rc = ST_CALL(m->store, stack_revision_get, k->id, k->revision,
-                         &rev);
+        int rc =
+            ST_CALL(m->store, stack_revision_get, k->id, k->revision, &rev);
         if (rc != 0) {
             snprintf(why, sizeof(why), "cannot read revision %lld: %s",
                      (long long)k->revision, cp_strerror(rc));
@@ -778,8 +778,7 @@ static void deploy_step(struct job *j, const struct store_stack *k)
         save(j);
         goto out;
     }
-    int rc =
-        ST_CALL(m->store, stack_revision_get, k->id, j->d.revision, &rev);
+    int rc = ST_CALL(m->store, stack_revision_get, k->id, j->d.revision, &rev);
     if (rc != 0) {
         snprintf(why, sizeof(why), "cannot read revision %lld: %s",
                  (long long)j->d.revision, cp_strerror(rc));
@@ -790,8 +789,8 @@ static void deploy_step(struct job *j, const struct store_stack *k)
     if (done > 0) {
         const json_t *last = json_array_get(j->d.service_deploys, done - 1);
         const char *name = cp_json_str(last, "name");
-        rc = ST_CALL(m->store, deploy_get, cp_json_str(last, "deploy_id"),
-                     &dep);
+        rc =
+            ST_CALL(m->store, deploy_get, cp_json_str(last, "deploy_id"), &dep);
         if (rc == CP_ENOTFOUND) {
             snprintf(why, sizeof(why),
                      "service %s was removed during the deploy", name);
@@ -823,8 +822,7 @@ static void deploy_step(struct job *j, const struct store_stack *k)
         finish(j, k, NULL);
         goto out;
     }
-    const char *name =
-        cp_json_str(json_array_get(rev.services, done), "name");
+    const char *name = cp_json_str(json_array_get(rev.services, done), "name");
     rc = ST_CALL(m->store, service_get, k->grid_id, k->name, name, &svc);
     if (rc != 0) {
         snprintf(why, sizeof(why), "service %s: %s", name,
@@ -877,16 +875,16 @@ static void remove_step(struct job *j, struct store_stack *k)
         const struct store_service *o = linked_from_outside(&all, k, s->name);
         if (o != NULL) {
             snprintf(why, sizeof(why),
-                     "service %s is linked from another stack (%s/%s)",
-                     s->name, o->stack_name, o->name);
+                     "service %s is linked from another stack (%s/%s)", s->name,
+                     o->stack_name, o->name);
             k->removing = false;
             k->updated_at = cp_now_ms();
             ST_CALL(m->store, stack_update, k);
             finish(j, k, why);
             goto out;
         }
-        json_t *e = json_pack("{s:s, s:I}", "name", s->name, "at",
-                              (json_int_t)i);
+        json_t *e =
+            json_pack("{s:s, s:I}", "name", s->name, "at", (json_int_t)i);
         json_object_set(e, "links", json_object_get(s->spec, "links"));
         json_array_append_new(mine, e);
     }
@@ -896,18 +894,18 @@ static void remove_step(struct job *j, struct store_stack *k)
         for (size_t i = 0; i < n; i++)
             order[i] = i; /* cannot happen for stored stacks */
     for (size_t i = 0; i < n; i++) {
-        struct store_service *s = &all.items[cp_json_int(
-            json_array_get(mine, i), "at", 0)];
+        struct store_service *s =
+            &all.items[cp_json_int(json_array_get(mine, i), "at", 0)];
         if (s->state != NULL && strcmp(s->state, "initialized") != 0)
             deploy_set_desired(m, s, "stopped");
     }
     for (size_t i = n; i-- > 0;) {
-        const struct store_service *s = &all.items[cp_json_int(
-            json_array_get(mine, order[i]), "at", 0)];
+        const struct store_service *s =
+            &all.items[cp_json_int(json_array_get(mine, order[i]), "at", 0)];
         rc = deploy_remove_service(m, s);
         if (rc != 0 && rc != CP_ENOTFOUND) {
-            cp_warn("stacks: cannot remove service %s of stack %s: %s",
-                    s->name, k->name, cp_strerror(rc));
+            cp_warn("stacks: cannot remove service %s of stack %s: %s", s->name,
+                    k->name, cp_strerror(rc));
             goto renew; /* retried next step */
         }
     }

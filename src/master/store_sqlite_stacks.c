@@ -36,8 +36,8 @@ static const char *nz(const char *s)
 #define STACK_NCOLS 10
 #define REV_COLS(p)                                                            \
     p ".id, " p ".stack_id, " p ".revision, " p ".stack, " p ".version, " p    \
-    ".registry, " p ".source, " p ".expose, " p ".variables, " p               \
-    ".services, " p ".volumes, " p ".metadata, " p ".created_at"
+      ".registry, " p ".source, " p ".expose, " p ".variables, " p             \
+      ".services, " p ".volumes, " p ".metadata, " p ".created_at"
 #define STACK_FROM                                                             \
     " FROM stacks k LEFT JOIN stack_revisions r ON r.stack_id=k.id AND "       \
     "r.revision=k.revision "
@@ -250,10 +250,9 @@ int sqk_stack_get_by_id(struct store *st, const char *id,
                         struct store_stack_revision *rev)
 {
     struct stack_pair p;
-    int rc = sqlx_row_one(st,
-                          "SELECT " STACK_COLS ", " REV_COLS("r") STACK_FROM
-                          "WHERE k.id=?1",
-                          ARGS(id), read_pair, &p, "stack get");
+    int rc = sqlx_row_one(
+        st, "SELECT " STACK_COLS ", " REV_COLS("r") STACK_FROM "WHERE k.id=?1",
+        ARGS(id), read_pair, &p, "stack get");
     if (rc != 0) {
         memset(out, 0, sizeof(*out));
         if (rev != NULL)
@@ -298,11 +297,12 @@ int sqk_stack_revision_get(struct store *st, const char *stack_id,
 {
     char num[24];
     snprintf(num, sizeof(num), "%lld", (long long)revision);
-    return sqlx_row_one(st,
-                        "SELECT " REV_COLS("r") " FROM stack_revisions r "
-                        "WHERE r.stack_id=?1 AND r.revision=CAST(?2 AS "
-                        "INTEGER)",
-                        ARGS(stack_id, num), read_rev, out, "stack revision");
+    return sqlx_row_one(
+        st,
+        "SELECT " REV_COLS("r") " FROM stack_revisions r "
+                                "WHERE r.stack_id=?1 AND r.revision=CAST(?2 AS "
+                                "INTEGER)",
+        ARGS(stack_id, num), read_rev, out, "stack revision");
 }
 
 int sqk_stack_revise(struct store *st, const char *stack_id, int64_t expect,
@@ -601,12 +601,13 @@ out:
 
 /* Fenced on claimed_by. A NULL state or service_deploys keeps the stored
  * one. */
-int sqk_stack_deploy_update(struct store *st, const struct store_stack_deploy *d)
+int sqk_stack_deploy_update(struct store *st,
+                            const struct store_stack_deploy *d)
 {
     struct sq_store *s = sq(st);
     CONN_OR_EIO(s, c);
-    char *sds = d->service_deploys != NULL ? cp_json_dump(d->service_deploys)
-                                           : NULL;
+    char *sds =
+        d->service_deploys != NULL ? cp_json_dump(d->service_deploys) : NULL;
     int rc = CP_EIO;
     sqlite3_stmt *q = sqlx_prep(
         c, "UPDATE stack_deploys SET revision=?3, state=COALESCE(?4, state), "
@@ -668,13 +669,12 @@ int sqk_stack_deploy_services(struct store *st, const char *stack_deploy_id,
 {
     void *items = NULL;
     memset(out, 0, sizeof(*out));
-    int rc = sqlx_rows_all(st,
-                           "SELECT " SQS_DEPLOY_COLS
-                           " FROM grid_service_deploys WHERE "
-                           "stack_deploy_id=? ORDER BY created_at, rowid",
-                           ARGS(stack_deploy_id), sqs_read_deploy,
-                           sizeof(*out->items), &items, &out->len,
-                           "stack deploy services");
+    int rc = sqlx_rows_all(
+        st,
+        "SELECT " SQS_DEPLOY_COLS " FROM grid_service_deploys WHERE "
+        "stack_deploy_id=? ORDER BY created_at, rowid",
+        ARGS(stack_deploy_id), sqs_read_deploy, sizeof(*out->items), &items,
+        &out->len, "stack deploy services");
     out->items = items;
     if (rc != 0)
         store_deploy_list_release(out);

@@ -68,11 +68,12 @@ static void test_order_links_first(void **state)
     assert_string_equal(got, "b,a,c");
     /* diamond: d before b and c, a last */
     assert_int_equal(
-        order_of("[{\"name\":\"a\",\"links\":[{\"name\":\"b\"},{\"name\":\"c\"}]},"
-                 "{\"name\":\"b\",\"links\":[{\"name\":\"d\"}]},"
-                 "{\"name\":\"c\",\"links\":[{\"name\":\"d\"}]},"
-                 "{\"name\":\"d\"}]",
-                 "s", got, sizeof(got), why, &bad),
+        order_of(
+            "[{\"name\":\"a\",\"links\":[{\"name\":\"b\"},{\"name\":\"c\"}]},"
+            "{\"name\":\"b\",\"links\":[{\"name\":\"d\"}]},"
+            "{\"name\":\"c\",\"links\":[{\"name\":\"d\"}]},"
+            "{\"name\":\"d\"}]",
+            "s", got, sizeof(got), why, &bad),
         0);
     assert_string_equal(got, "d,b,c,a");
     /* "<own>/svc" is of the stack; other stacks are ignored here */
@@ -93,12 +94,11 @@ static void test_order_missing(void **state)
     (void)state;
     char got[256], why[256];
     size_t bad = 99;
-    assert_int_equal(
-        order_of("[{\"name\":\"db\"},"
-                 "{\"name\":\"web\",\"links\":[{\"name\":\"db\"},"
-                 "{\"name\":\"cache\"}]}]",
-                 "s", got, sizeof(got), why, &bad),
-        CP_EINVAL);
+    assert_int_equal(order_of("[{\"name\":\"db\"},"
+                              "{\"name\":\"web\",\"links\":[{\"name\":\"db\"},"
+                              "{\"name\":\"cache\"}]}]",
+                              "s", got, sizeof(got), why, &bad),
+                     CP_EINVAL);
     assert_string_equal(why, "service web has missing links: cache");
     assert_int_equal(bad, 1);
     /* "s/cache" in stack s is missing too */
@@ -121,12 +121,11 @@ static void test_order_cycles(void **state)
     assert_string_equal(why, "service a has recursive links: a -> a");
     assert_int_equal(bad, 0);
     /* a -> b -> c -> b */
-    assert_int_equal(
-        order_of("[{\"name\":\"a\",\"links\":[{\"name\":\"b\"}]},"
-                 "{\"name\":\"b\",\"links\":[{\"name\":\"c\"}]},"
-                 "{\"name\":\"c\",\"links\":[{\"name\":\"b\"}]}]",
-                 "s", got, sizeof(got), why, &bad),
-        CP_EINVAL);
+    assert_int_equal(order_of("[{\"name\":\"a\",\"links\":[{\"name\":\"b\"}]},"
+                              "{\"name\":\"b\",\"links\":[{\"name\":\"c\"}]},"
+                              "{\"name\":\"c\",\"links\":[{\"name\":\"b\"}]}]",
+                              "s", got, sizeof(got), why, &bad),
+                     CP_EINVAL);
     assert_string_equal(why, "service b has recursive links: b -> c -> b");
     assert_int_equal(bad, 1);
     /* string links count too (as the service model accepts them) */
@@ -154,15 +153,15 @@ static void test_build_good(void **state)
 {
     (void)state;
     json_t *errors;
-    json_t *rev = build(
-        "{\"name\":\"wp\",\"stack\":\"user/wp\",\"version\":\"1.0.0\","
-        "\"source\":\"services: ...\",\"variables\":{\"a\":1},"
-        "\"expose\":\"web\",\"extra\":true,"
-        "\"services\":[{\"name\":\"web\",\"image\":\"busybox\","
-        "\"links\":[{\"name\":\"db\",\"alias\":\"db\"},"
-        "{\"name\":\"other/api\"}]},"
-        "{\"name\":\"db\",\"image\":\"busybox\",\"instances\":2}]}",
-        NULL, &errors);
+    json_t *rev =
+        build("{\"name\":\"wp\",\"stack\":\"user/wp\",\"version\":\"1.0.0\","
+              "\"source\":\"services: ...\",\"variables\":{\"a\":1},"
+              "\"expose\":\"web\",\"extra\":true,"
+              "\"services\":[{\"name\":\"web\",\"image\":\"busybox\","
+              "\"links\":[{\"name\":\"db\",\"alias\":\"db\"},"
+              "{\"name\":\"other/api\"}]},"
+              "{\"name\":\"db\",\"image\":\"busybox\",\"instances\":2}]}",
+              NULL, &errors);
     assert_non_null(rev);
     assert_int_equal(json_object_size(errors), 0);
     assert_string_equal(cp_json_str(rev, "stack"), "user/wp");
@@ -179,9 +178,8 @@ static void test_build_good(void **state)
     assert_string_equal(cp_json_str(json_array_get(svcs, 1), "image"),
                         "busybox:latest");
     assert_string_equal(
-        cp_json_str(json_array_get(json_object_get(json_array_get(svcs, 1),
-                                                   "links"),
-                                   1),
+        cp_json_str(json_array_get(
+                        json_object_get(json_array_get(svcs, 1), "links"), 1),
                     "alias"),
         "api");
     json_decref(rev);
@@ -201,23 +199,23 @@ static void test_build_errors(void **state)
     assert_non_null(json_object_get(errors, "services"));
     json_decref(errors);
     /* several at once, each named */
-    assert_null(build(
-        "{\"expose\":\"nope\",\"variables\":[],\"version\":3,"
-        "\"volumes\":[{\"name\":\"data\",\"external\":\"gvol\"},"
-        "{\"name\":\"local\"}],"
-        "\"services\":[{\"name\":\"web\",\"image\":\"busybox\","
-        "\"instances\":-1,\"links\":[\"db\"]},"
-        "{\"name\":\"api\",\"image\":\"\"},"
-        "{\"name\":\"api\",\"image\":\"busybox\"},{\"image\":\"x\"}]}",
-        NULL, &errors));
+    assert_null(
+        build("{\"expose\":\"nope\",\"variables\":[],\"version\":3,"
+              "\"volumes\":[{\"name\":\"data\",\"external\":\"gvol\"},"
+              "{\"name\":\"local\"}],"
+              "\"services\":[{\"name\":\"web\",\"image\":\"busybox\","
+              "\"instances\":-1,\"links\":[\"db\"]},"
+              "{\"name\":\"api\",\"image\":\"\"},"
+              "{\"name\":\"api\",\"image\":\"busybox\"},{\"image\":\"x\"}]}",
+              NULL, &errors));
     assert_string_equal(cp_json_str(errors, "expose"),
                         "nope is not defined in the services array");
     assert_non_null(json_object_get(errors, "variables"));
     assert_non_null(json_object_get(errors, "version"));
     assert_non_null(strstr(cp_json_str(errors, "volumes.data"),
                            "external volume gvol not found"));
-    assert_non_null(strstr(cp_json_str(errors, "volumes"),
-                           "only external volumes"));
+    assert_non_null(
+        strstr(cp_json_str(errors, "volumes"), "only external volumes"));
     assert_non_null(json_object_get(errors, "services.web.instances"));
     assert_non_null(json_object_get(errors, "services.api.image"));
     assert_string_equal(cp_json_str(errors, "services.api.name"),

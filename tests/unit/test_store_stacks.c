@@ -344,13 +344,12 @@ static void test_jobs_queue_claim(void **state)
     store_stack_deploy_release(&old);
     /* b1's lease (m2's first claim) ran out too: taken over */
     struct store_stack_deploy none = {0};
-    assert_int_equal(
-        ST_CALL(st, stack_deploy_claim, "m3", later, 30000, &none), 0);
+    assert_int_equal(ST_CALL(st, stack_deploy_claim, "m3", later, 30000, &none),
+                     0);
     assert_string_equal(none.id, b1.id);
     store_stack_deploy_release(&none);
-    assert_int_equal(
-        ST_CALL(st, stack_deploy_claim, "m3", later, 30000, &none),
-        CP_ENOTFOUND);
+    assert_int_equal(ST_CALL(st, stack_deploy_claim, "m3", later, 30000, &none),
+                     CP_ENOTFOUND);
     /* finishing a1 lets a3 go */
     cp_free(c.state);
     c.state = cp_strdup("success");
@@ -364,8 +363,8 @@ static void test_jobs_queue_claim(void **state)
 
     /* open jobs of the grid (a3, b1), and of one stack */
     struct store_stack_deploy_list l = {0};
-    assert_int_equal(
-        ST_CALL(st, stack_deploy_list, f->grid, NULL, true, 0, &l), 0);
+    assert_int_equal(ST_CALL(st, stack_deploy_list, f->grid, NULL, true, 0, &l),
+                     0);
     assert_int_equal(l.len, 2); /* a3 and b1 */
     store_stack_deploy_list_release(&l);
     assert_int_equal(ST_CALL(st, stack_deploy_list, f->grid, a, false, 0, &l),
@@ -534,8 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stack_revise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stack_update_delete, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_jobs_queue_claim, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_queue_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_deploys_of_job, setup,
