@@ -100,7 +100,8 @@ void api_services_list(struct api_req *req, struct api_res *res)
     if (counts != NULL) {
         json_t *arr = json_array();
         for (size_t i = 0; i < l.len; i++)
-            json_array_append_new(arr, api__service_view(req, &l.items[i], counts));
+            json_array_append_new(arr,
+                                  api__service_view(req, &l.items[i], counts));
         json_decref(counts);
         api_json(res, 200, json_pack("{s:o}", "services", arr));
     }

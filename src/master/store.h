@@ -664,7 +664,8 @@ struct store_ops {
     /* ==== Deploys ==== */
     /* Queues a deploy of d->service_id. When one is already queued (state
      * created) for that service, it is reused (coalesced) and out is that
-     * one, with force or-ed in. */
+     * one, with force or-ed in and d->stack_deploy_id (when set) taking
+     * it over. */
     int (*deploy_queue)(struct store *st, const struct store_deploy *d,
                         struct store_deploy *out);
     int (*deploy_get)(struct store *st, const char *id,

@@ -502,7 +502,6 @@ int sqs_instances_detach_node(struct store *st, const char *node_id, int *count)
 /* Adding a column: also update sqs_read_deploy (SQS_DEPLOY_COLS is in
  * store_sqlite_int.h). */
 #define DEP_COLS SQS_DEPLOY_COLS
-#define read_deploy sqs_read_deploy
 
 void sqs_read_deploy(sqlite3_stmt *q, void *item)
 {
@@ -607,7 +606,8 @@ int sqs_deploy_queue(struct store *st, const struct store_deploy *d,
     }
     if (rc != 0)
         goto fail;
-    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                     "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -623,7 +623,8 @@ out:
 
 int sqs_deploy_get(struct store *st, const char *id, struct store_deploy *out)
 {
-    return sqlx_row_one(st, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    return sqlx_row_one(st, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                        "deploy get");
 }
 
 /* Candidates, oldest first: ongoing deploys whose lease expired (their
@@ -674,7 +675,8 @@ int sqs_deploy_claim(struct store *st, const char *holder, int64_t now,
     rc = sqlx_run(c, q, "deploy claim");
     if (rc != 0)
         goto fail;
-    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                     "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -740,8 +742,8 @@ int sqs_deploy_list(struct store *st, const char *service_id, int limit,
         goto out;
     sqlx_bind_str(q, 1, service_id);
     sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
-    rc = sqlx_collect(c, q, "deploy list", read_deploy, sizeof(*out->items), &items,
-                 &out->len);
+    rc = sqlx_collect(c, q, "deploy list", sqs_read_deploy,
+                      sizeof(*out->items), &items, &out->len);
     out->items = items;
     sqlx_done(q);
     if (rc != 0)
