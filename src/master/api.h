@@ -217,6 +217,26 @@ void api_service_env_delete(struct api_req *req, struct api_res *res);
  * is none. */
 int api__service_load(struct api_req *req, struct api_res *res,
                       struct store_service *out);
+/* Instance counts of the grid's services (service_id NULL) or of one,
+ * from one container query: an object service id -> [total, running].
+ * NULL after answering the error. */
+json_t *api__service_counts(struct api_req *req, struct api_res *res,
+                            const char *service_id);
+/* Service JSON of s with its counts from api__service_counts. */
+json_t *api__service_view(struct api_req *req, const struct store_service *s,
+                          const json_t *counts);
+
+/* api_stacks.c (spec 3.1 "Stacks", 5.5) */
+void api_stacks_list(struct api_req *req, struct api_res *res);
+void api_stacks_create(struct api_req *req, struct api_res *res);
+void api_stack_show(struct api_req *req, struct api_res *res);
+void api_stack_update(struct api_req *req, struct api_res *res);
+void api_stack_patch(struct api_req *req, struct api_res *res);
+void api_stack_delete(struct api_req *req, struct api_res *res);
+void api_stack_deploy(struct api_req *req, struct api_res *res);
+void api_stack_stop(struct api_req *req, struct api_res *res);
+void api_stack_restart(struct api_req *req, struct api_res *res);
+void api_stack_deploy_show(struct api_req *req, struct api_res *res);
 
 /* api_containers.c */
 void api_containers_list(struct api_req *req, struct api_res *res);
@@ -240,6 +260,8 @@ void api_grid_event_logs(struct api_req *req, struct api_res *res);
 void api_service_container_logs(struct api_req *req, struct api_res *res);
 void api_service_event_logs(struct api_req *req, struct api_res *res);
 void api_container_logs(struct api_req *req, struct api_res *res);
+void api_stack_container_logs(struct api_req *req, struct api_res *res);
+void api_stack_event_logs(struct api_req *req, struct api_res *res);
 
 /* api_registries.c */
 void api_registries_list(struct api_req *req, struct api_res *res);

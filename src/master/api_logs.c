@@ -8,6 +8,9 @@
  * items, or the first limit after from. A stream sends the same backlog,
  * then pages by seq > last in chunks of 300.
  *
+ * A stack's logs and events are the grid's narrowed to the stack (events
+ * carry their stack; log lines are those of the stack's services).
+ *
  * Filters that name several values (services=a,b&nodes=n1,n2) are one
  * store query per combination (at most 64), merged by seq: each item
  * belongs to one service, node and container, so the combinations never
@@ -81,7 +84,8 @@ static void logs_free(void *ctx)
     cp_free(x);
 }
 
-/* (Re)loads the names of the grid's services, stacks and nodes. */
+/* (Re)loads the names of the grid's services, stacks and nodes (three
+ * queries). */
 static int load_names(struct logs *x)
 {
     struct store_service_list sl = {0};
@@ -113,6 +117,13 @@ static int load_names(struct logs *x)
     for (size_t i = 0; i < nl.len; i++)
         json_object_set_new(x->nodes, nl.items[i].id,
                             json_string(nl.items[i].name));
+    /* Stacks without services have events too (their deploys). */
+    struct store_stack_list kl = {0};
+    if (ST_CALL(x->m->store, stack_list, x->grid_id, &kl) == 0)
+        for (size_t i = 0; i < kl.len; i++)
+            json_object_set_new(x->stacks, kl.stacks[i].id,
+                                json_string(kl.stacks[i].name));
+    store_stack_list_release(&kl);
 out:
     store_service_list_release(&sl);
     store_node_list_release(&nl);
@@ -705,4 +716,99 @@ void api_container_logs(struct api_req *req, struct api_res *res)
     json_decref(cont);
     json_decref(none);
     store_node_release(&n);
+}
+
+/* ==== Stacks ==== */
+
+/* The id of the stack named by params[1] as a one-element array (new
+ * reference), or NULL after answering 404. */
+static json_t *stack_filter(struct api_req *req, struct api_res *res)
+{
+    struct store_stack k = {0};
+    int rc = ST_CALL(req->m->store, stack_get, req->grid.id, req->params[1],
+                     &k, NULL);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        return NULL;
+    }
+    json_t *ids = json_pack("[s]", k.id);
+    store_stack_release(&k);
+    return ids;
+}
+
+/* Service names of a stack's query: "svc" is the stack's own. */
+static json_t *stack_service_names(const struct api_req *req)
+{
+    json_t *names = query_list(req, "services");
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (strchr(s, '/') == NULL) {
+            char *full = cp_asprintf("%s/%s", req->params[1], s);
+            json_array_set_new(names, i, json_string(full));
+            cp_free(full);
+        }
+    }
+    return names;
+}
+
+/* The logs of a stack's services: the grid route's parameters
+ * (services, nodes, containers) narrowed to the stack. */
+void api_stack_container_logs(struct api_req *req, struct api_res *res)
+{
+    json_t *stack = stack_filter(req, res);
+    if (stack == NULL)
+        return;
+    struct logs *x = logs_new(req, res, LOGS_LINES);
+    if (x == NULL) {
+        json_decref(stack);
+        return;
+    }
+    json_t *svc_names = stack_service_names(req);
+    json_t *node_names = query_list(req, "nodes");
+    json_t *conts = query_list(req, "containers");
+    json_t *svcs = resolve_services(x, svc_names);
+    json_t *nodes = resolve_names(x->nodes, node_names);
+    int rc = set_filters(x, res, svcs, nodes, conts, stack);
+    json_decref(svc_names);
+    json_decref(node_names);
+    json_decref(conts);
+    json_decref(svcs);
+    json_decref(nodes);
+    json_decref(stack);
+    if (rc != 0)
+        logs_free(x);
+    else
+        logs_answer(req, res, x);
+}
+
+/* The events of a stack: its own (deploys, removal) and its services'. */
+void api_stack_event_logs(struct api_req *req, struct api_res *res)
+{
+    json_t *stack = stack_filter(req, res);
+    if (stack == NULL)
+        return;
+    struct logs *x = logs_new(req, res, LOGS_EVENTS);
+    if (x == NULL) {
+        json_decref(stack);
+        return;
+    }
+    json_t *svc_names = stack_service_names(req);
+    json_t *node_names = query_list(req, "nodes");
+    json_t *svcs = resolve_services(x, svc_names);
+    json_t *nodes = resolve_names(x->nodes, node_names);
+    json_t *none = json_array();
+    int rc = set_filters(x, res, svcs, nodes, none, stack);
+    json_decref(svc_names);
+    json_decref(node_names);
+    json_decref(svcs);
+    json_decref(nodes);
+    json_decref(none);
+    json_decref(stack);
+    if (rc != 0)
+        logs_free(x);
+    else
+        logs_answer(req, res, x);
 }

@@ -32,11 +32,8 @@ int api__service_load(struct api_req *req, struct api_res *res,
     return rc;
 }
 
-/* Instance counts of every service of the grid, from one container
- * query: an object service id -> [total, running]. NULL after answering
- * the error. */
-static json_t *count_containers(struct api_req *req, struct api_res *res,
-                                const char *service_id)
+json_t *api__service_counts(struct api_req *req, struct api_res *res,
+                            const char *service_id)
 {
     struct store_container_list l = {0};
     int rc = ST_CALL(req->m->store, container_list, req->grid.id, NULL,
@@ -68,8 +65,8 @@ static json_t *count_containers(struct api_req *req, struct api_res *res,
     return counts;
 }
 
-static json_t *view(struct api_req *req, const struct store_service *s,
-                    const json_t *counts)
+json_t *api__service_view(struct api_req *req, const struct store_service *s,
+                          const json_t *counts)
 {
     json_t *pair = json_object_get(counts, s->id);
     return service_json(s, req->grid.name,
@@ -81,10 +78,10 @@ static json_t *view(struct api_req *req, const struct store_service *s,
 static void answer_service(struct api_req *req, struct api_res *res, int status,
                            const struct store_service *s)
 {
-    json_t *counts = count_containers(req, res, s->id);
+    json_t *counts = api__service_counts(req, res, s->id);
     if (counts == NULL)
         return;
-    api_json(res, status, view(req, s, counts));
+    api_json(res, status, api__service_view(req, s, counts));
     json_decref(counts);
 }
 
@@ -99,11 +96,12 @@ void api_services_list(struct api_req *req, struct api_res *res)
         api_store_error(res, rc);
         return;
     }
-    json_t *counts = count_containers(req, res, NULL);
+    json_t *counts = api__service_counts(req, res, NULL);
     if (counts != NULL) {
         json_t *arr = json_array();
         for (size_t i = 0; i < l.len; i++)
-            json_array_append_new(arr, view(req, &l.items[i], counts));
+            json_array_append_new(arr,
+                                  api__service_view(req, &l.items[i], counts));
         json_decref(counts);
         api_json(res, 200, json_pack("{s:o}", "services", arr));
     }
@@ -158,22 +156,18 @@ static void check_links(struct api_req *req, const json_t *spec,
     }
 }
 
-/* The id of stack name in the grid. The stacks API (which owns stack
- * rows) is not there yet, so a named stack is found through one of its
- * services; "" is the null stack. */
+/* The id of stack name in the grid; "" is the null stack. */
 static int stack_id_of(struct api_req *req, const char *name,
                        char out[STORE_ID_LEN + 1])
 {
     out[0] = '\0';
     if (name == NULL || strcmp(name, "null") == 0)
         return 0;
-    struct store_service_list l = {0};
-    int rc = ST_CALL(req->m->store, service_list, req->grid.id, name, &l);
-    if (rc == 0 && l.len == 0)
-        rc = CP_ENOTFOUND;
+    struct store_stack k = {0};
+    int rc = ST_CALL(req->m->store, stack_get, req->grid.id, name, &k, NULL);
     if (rc == 0)
-        memcpy(out, l.items[0].stack_id, STORE_ID_LEN + 1);
-    store_service_list_release(&l);
+        memcpy(out, k.id, STORE_ID_LEN + 1);
+    store_stack_release(&k);
     return rc;
 }
 

@@ -114,6 +114,12 @@ static void notify_nodes(struct master *m,
 int deploy_request(struct master *m, struct store_service *svc, bool force,
                    struct store_deploy *out)
 {
+    return deploy_request_ex(m, svc, force, NULL, out);
+}
+
+int deploy_request_ex(struct master *m, struct store_service *svc, bool force,
+                      const char *stack_deploy_id, struct store_deploy *out)
+{
     assert(m != NULL && svc != NULL && out != NULL);
     int64_t now = cp_now_ms();
     cp_free(svc->state);
@@ -135,6 +141,9 @@ int deploy_request(struct master *m, struct store_service *svc, bool force,
     };
     store_new_id(d.id);
     memcpy(d.service_id, svc->id, sizeof(d.service_id));
+    if (stack_deploy_id != NULL)
+        snprintf(d.stack_deploy_id, sizeof(d.stack_deploy_id), "%s",
+                 stack_deploy_id);
     rc = ST_CALL(m->store, deploy_queue, &d, out);
     json_decref(ids);
     if (rc != 0)

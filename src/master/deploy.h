@@ -19,6 +19,10 @@
  * force, and wakes the deployer of every master. Fills out. */
 int deploy_request(struct master *m, struct store_service *svc, bool force,
                    struct store_deploy *out);
+/* Worker. deploy_request for a stack deploy: the deploy (or the queued
+ * one it is coalesced with) records stack_deploy_id. */
+int deploy_request_ex(struct master *m, struct store_service *svc, bool force,
+                      const char *stack_deploy_id, struct store_deploy *out);
 /* Worker. Sets every instance's desired state (running or stopped), the
  * service state, and notifies the nodes (start / stop). */
 int deploy_set_desired(struct master *m, struct store_service *svc,

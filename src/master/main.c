@@ -4,6 +4,7 @@
 #include "agents.h"
 #include "config.h"
 #include "deploy.h"
+#include "stacks.h"
 #include "feed.h"
 #include "jobs.h"
 #include "leader.h"
@@ -53,6 +54,7 @@ static void on_signal(uv_signal_t *h, int signum)
     jobs_stop(rt->m);
     deploy_stop(rt->m);
     leader_stop(rt->m);
+    stacks_stop(rt->m);
     http_shutdown(rt->http, 10000, on_drained, rt);
 }
 
@@ -127,6 +129,7 @@ int main(int argc, char **argv)
     leader_start(&m);
     jobs_start(&m);
     deploy_start(&m);
+    stacks_start(&m);
     struct runtime rt = {.m = &m};
     rt.http = http_start(&m);
     if (rt.http == NULL) {

@@ -3,9 +3,10 @@
  * every running service with no open deploy and queues a deploy when
  * deploy_rules_reconcile() says so: instances on nodes lost past the
  * strategy's grace, count drift (daemon services on new nodes), revision
- * lag, or deploy_opts.interval. Stateful instances never move; they get
- * an error and an event instead. Every 5 min old deploys, logs and events
- * are pruned to bounded sizes.
+ * lag, or deploy_opts.interval; services of a stack with an open stack
+ * job are left to that job. Stateful instances never move; they get
+ * an error and an event instead. Every 5 min old deploys, stack deploys,
+ * logs and events are pruned to bounded sizes.
  * Only the leader reconciles and prunes (leader.h); a master that is not
  * (or no longer) the leader skips the round. The deploys it queues are
  * coalesced and claimed under leases, so a round that a losing leader
@@ -28,6 +29,7 @@
 #define RECONCILE_EVERY_S 20
 #define RETENTION_EVERY_MS (5 * 60 * 1000)
 #define DEPLOYS_KEEP 100
+#define STACK_DEPLOYS_KEEP 20 /* finished stack jobs kept per stack */
 #define MAX_LOGS_DEFAULT 100000
 #define MAX_EVENTS_DEFAULT 20000
 /* After a failed deploy, wait this long before the reconciler tries the
@@ -203,6 +205,17 @@ static void service_pass(struct master *m, const struct deploy__grid *g,
     store_instance_list_release(&insts);
 }
 
+/* True when stack_id has an open job in l (a stack deploy rolls its
+ * services out in link order; the reconciler must not jump ahead). */
+static bool stack_busy(const struct store_stack_deploy_list *l,
+                       const char *stack_id)
+{
+    for (size_t i = 0; i < l->len; i++)
+        if (strcmp(l->items[i].stack_id, stack_id) == 0)
+            return true;
+    return false;
+}
+
 static void tick_work(void *ctx)
 {
     struct master *m = ctx;
@@ -211,11 +224,19 @@ static void tick_work(void *ctx)
         return;
     for (size_t i = 0; i < grids.len; i++) {
         struct deploy__grid g = {0};
-        if (deploy__grid_load(m, grids.items[i].id, &g) != 0)
+        struct store_stack_deploy_list open = {0};
+        if (ST_CALL(m->store, stack_deploy_list, grids.items[i].id, NULL,
+                    true, 0, &open) != 0)
             continue;
+        if (deploy__grid_load(m, grids.items[i].id, &g) != 0) {
+            store_stack_deploy_list_release(&open);
+            continue;
+        }
         int64_t now = cp_now_ms();
         for (size_t k = 0; k < g.svcs.len; k++)
-            service_pass(m, &g, &g.svcs.items[k], now);
+            if (!stack_busy(&open, g.svcs.items[k].stack_id))
+                service_pass(m, &g, &g.svcs.items[k], now);
+        store_stack_deploy_list_release(&open);
         deploy__grid_release(&g);
     }
     store_grid_list_release(&grids);
@@ -245,6 +266,11 @@ static void prune_work(void *ctx)
         cp_warn("retention: cannot prune deploys: %s", cp_strerror(rc));
     else if (deleted > 0)
         cp_info("retention: %d old deploys removed", deleted);
+    rc = ST_CALL(m->store, stack_deploys_prune, STACK_DEPLOYS_KEEP, &deleted);
+    if (rc != 0)
+        cp_warn("retention: cannot prune stack deploys: %s", cp_strerror(rc));
+    else if (deleted > 0)
+        cp_info("retention: %d old stack deploys removed", deleted);
     long long logs = MAX_LOGS_DEFAULT, events = MAX_EVENTS_DEFAULT;
     const char *s = getenv("KONTENA_MAX_LOGS");
     if (s != NULL && cp_parse_int(s, 0, INT64_MAX, &logs) != 0)

@@ -313,3 +313,55 @@ void store_audit_list_release(struct store_audit_list *l)
     l->items = NULL;
     l->len = 0;
 }
+
+void store_stack_release(struct store_stack *k)
+{
+    cp_free(k->name);
+    json_decref(k->labels);
+    cp_free(k->parent_name);
+    memset(k, 0, sizeof(*k));
+}
+
+void store_stack_revision_release(struct store_stack_revision *r)
+{
+    cp_free(r->stack);
+    cp_free(r->version);
+    cp_free(r->registry);
+    cp_free(r->source);
+    cp_free(r->expose);
+    json_decref(r->variables);
+    json_decref(r->services);
+    json_decref(r->volumes);
+    json_decref(r->metadata);
+    memset(r, 0, sizeof(*r));
+}
+
+void store_stack_list_release(struct store_stack_list *l)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        store_stack_release(&l->stacks[i]);
+        store_stack_revision_release(&l->revs[i]);
+    }
+    cp_free(l->stacks);
+    cp_free(l->revs);
+    memset(l, 0, sizeof(*l));
+}
+
+void store_stack_deploy_release(struct store_stack_deploy *d)
+{
+    cp_free(d->action);
+    cp_free(d->state);
+    cp_free(d->reason);
+    json_decref(d->service_deploys);
+    cp_free(d->claimed_by);
+    memset(d, 0, sizeof(*d));
+}
+
+void store_stack_deploy_list_release(struct store_stack_deploy_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        store_stack_deploy_release(&l->items[i]);
+    cp_free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}

@@ -362,10 +362,91 @@ struct store_log_query {
     const char *service_id;
     const char *node_id;
     const char *container_name;
-    const char *stack_id; /* events */
+    const char *stack_id; /* events of, or log lines of the services of */
     int64_t after_seq;
     int64_t since_ms;
     int limit;
+};
+
+/* ==== Stacks (spec 5.5, 8) ====
+ *
+ * A stack is a named group of services in a grid; every grid has the
+ * "null" stack (the default one, revision 0, never revised). Its content
+ * lives in immutable revisions 1, 2, ...; revision is the newest one.
+ * removing is set while a removal is queued or running (the stack is
+ * then refused further updates and deploys). is_deploying is filled by
+ * reads: a stack deploy or a deploy of one of its services is open. */
+struct store_stack {
+    char id[STORE_ID_LEN + 1];
+    char grid_id[STORE_ID_LEN + 1];
+    char *name;
+    json_t *labels;    /* array of strings */
+    char *parent_name; /* NULL when none */
+    int64_t revision;  /* newest revision, 0 = none (the null stack) */
+    bool removing;
+    bool is_deploying;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+/* An immutable revision of a stack (stack_revisions): what the stack file
+ * said, resolved by the CLI. services is an array of validated service
+ * specs, each with its "name", in link order (a service comes after the
+ * services of the stack it links to); volumes an array of {name,
+ * external}; variables and metadata objects. stack is the stack file's
+ * "stack" field (e.g. "user/wordpress"); strings may be NULL. */
+struct store_stack_revision {
+    char id[STORE_ID_LEN + 1];
+    char stack_id[STORE_ID_LEN + 1];
+    int64_t revision;
+    char *stack;
+    char *version;
+    char *registry;
+    char *source;
+    char *expose;
+    json_t *variables;
+    json_t *services;
+    json_t *volumes;
+    json_t *metadata;
+    int64_t created_at;
+};
+
+/* stacks and revs side by side: revs[i] is the newest revision of
+ * stacks[i] (all fields empty for a stack without revisions). */
+struct store_stack_list {
+    struct store_stack *stacks;
+    struct store_stack_revision *revs;
+    size_t len;
+};
+
+/* A stack job (stack_deploys): a deploy (action "deploy") or a removal
+ * ("remove") of one stack, queued and then claimed by one master at a
+ * time with a lease, like service deploys; every write of a claimed job
+ * is fenced by claimed_by. At most one job per stack is ongoing under a
+ * live lease. Progress lives in the row so that another master can take
+ * a job over when the lease of the master running it expires: revision
+ * is the revision the deploy applied to the services (0 = not applied
+ * yet), service_deploys the service deploys it queued, in order, as
+ * [{service_id, name, deploy_id, queued_at}]. state: created | ongoing |
+ * success | error; finished_at is set with success and error. */
+struct store_stack_deploy {
+    char id[STORE_ID_LEN + 1];
+    char stack_id[STORE_ID_LEN + 1];
+    char *action; /* deploy | remove */
+    int64_t revision;
+    char *state;
+    char *reason;
+    json_t *service_deploys;
+    char *claimed_by;
+    int64_t lease_until;
+    int64_t created_at;
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+struct store_stack_deploy_list {
+    struct store_stack_deploy *items;
+    size_t len;
 };
 
 /* ==== Vault secrets (spec 7) ====
@@ -680,7 +761,8 @@ struct store_ops {
     /* ==== Deploys ==== */
     /* Queues a deploy of d->service_id. When one is already queued (state
      * created) for that service, it is reused (coalesced) and out is that
-     * one, with force or-ed in. */
+     * one, with force or-ed in and d->stack_deploy_id (when set) taking
+     * it over. */
     int (*deploy_queue)(struct store *st, const struct store_deploy *d,
                         struct store_deploy *out);
     int (*deploy_get)(struct store *st, const char *id,
@@ -802,6 +884,79 @@ struct store_ops {
     /* Keeps the newest keep entries; *deleted counts the others. */
     int (*audit_trim)(struct store *st, int64_t keep, int *deleted);
 
+    /* ==== Stacks ==== */
+    /* Creates stack k (k->revision must be r->revision, 1) with revision
+     * r and the services svcs[0..n) (their stack_id is ignored: they go
+     * in the new stack), all or nothing. CP_ECONFLICT when the grid has a
+     * stack of that name; CP_ENOTFOUND without the grid. */
+    int (*stack_create)(struct store *st, const struct store_stack *k,
+                        const struct store_stack_revision *r,
+                        const struct store_service *svcs, size_t n);
+    /* A stack by grid and name, with its newest revision in rev (may be
+     * NULL; emptied when the stack has none), one query. */
+    int (*stack_get)(struct store *st, const char *grid_id, const char *name,
+                     struct store_stack *out,
+                     struct store_stack_revision *rev);
+    /* A stack by row id, as stack_get. */
+    int (*stack_get_by_id)(struct store *st, const char *id,
+                           struct store_stack *out,
+                           struct store_stack_revision *rev);
+    /* Every stack of a grid (the null stack too) ordered by name, with
+     * newest revisions, in one query. */
+    int (*stack_list)(struct store *st, const char *grid_id,
+                      struct store_stack_list *out);
+    /* One revision of a stack. */
+    int (*stack_revision_get)(struct store *st, const char *stack_id,
+                              int64_t revision,
+                              struct store_stack_revision *out);
+    /* Adds revision r (r->revision must be expect + 1) when the stack's
+     * newest revision is still expect, and creates those of svcs[0..n)
+     * that the stack lacks (by name; existing ones are left untouched),
+     * all or nothing. CP_ECONFLICT when the revision moved on (a
+     * concurrent update), CP_ENOTFOUND without the stack. */
+    int (*stack_revise)(struct store *st, const char *stack_id,
+                        int64_t expect, const struct store_stack_revision *r,
+                        const struct store_service *svcs, size_t n);
+    /* Writes labels, parent_name, removing and updated_at of k->id. */
+    int (*stack_update)(struct store *st, const struct store_stack *k);
+    /* Deletes the stack with its revisions and jobs. CP_ECONFLICT while
+     * it still has services. */
+    int (*stack_delete)(struct store *st, const char *id);
+    /* Queues a job (d->action) for d->stack_id. A job of the same action
+     * already queued (state created) for the stack is reused (coalesced)
+     * and returned in out. Queuing a removal also sets the stack's
+     * removing flag, in the same transaction. */
+    int (*stack_deploy_queue)(struct store *st,
+                              const struct store_stack_deploy *d,
+                              struct store_stack_deploy *out);
+    int (*stack_deploy_get)(struct store *st, const char *id,
+                            struct store_stack_deploy *out);
+    /* Claims the oldest job that may run, for holder until now+lease_ms:
+     * an ongoing job whose lease expired (taken over, progress kept),
+     * else a queued job of a stack with no ongoing job. Sets state ongoing, claimed_by, lease_until (and started_at
+     * when first claimed). CP_ENOTFOUND when none is ready. */
+    int (*stack_deploy_claim)(struct store *st, const char *holder,
+                              int64_t now, int64_t lease_ms,
+                              struct store_stack_deploy *out);
+    /* Writes revision, state, reason, service_deploys, lease_until and
+     * finished_at when claimed_by still equals d->claimed_by
+     * (CP_ECONFLICT if not, CP_ENOTFOUND when the row is gone). */
+    int (*stack_deploy_update)(struct store *st,
+                               const struct store_stack_deploy *d);
+    /* Jobs of a grid's stacks (stack_id NULL = every stack), newest
+     * first, at most limit (<= 0: all); open_only keeps created and
+     * ongoing ones. One query. */
+    int (*stack_deploy_list)(struct store *st, const char *grid_id,
+                             const char *stack_id, bool open_only, int limit,
+                             struct store_stack_deploy_list *out);
+    /* The service deploys queued by stack job stack_deploy_id, oldest
+     * first, in one query. */
+    int (*stack_deploy_services)(struct store *st,
+                                 const char *stack_deploy_id,
+                                 struct store_deploy_list *out);
+    /* Keeps the newest keep finished jobs of every stack. */
+    int (*stack_deploys_prune)(struct store *st, int keep, int *deleted);
+
     /* ==== HA primitives ==== */
     /* Versioned keys for compare-and-set. kv_get: CP_ENOTFOUND when
      * absent. kv_cas: writes value when the stored version equals expect
@@ -863,6 +1018,11 @@ void store_container_list_release(struct store_container_list *l);
 void store_log_list_release(struct store_log_list *l);
 void store_event_list_release(struct store_event_list *l);
 void store_node_list_release(struct store_node_list *l);
+void store_stack_release(struct store_stack *k);
+void store_stack_revision_release(struct store_stack_revision *r);
+void store_stack_list_release(struct store_stack_list *l);
+void store_stack_deploy_release(struct store_stack_deploy *d);
+void store_stack_deploy_list_release(struct store_stack_deploy_list *l);
 void store_secret_release(struct store_secret *s);
 void store_secret_list_release(struct store_secret_list *l);
 void store_registry_release(struct store_registry *r);

@@ -207,6 +207,38 @@ static const struct migration migrations[] = {
      " name TEXT NOT NULL, value TEXT NOT NULL,"
      " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
      " UNIQUE(grid_id, name));"},
+    {6,
+     /* Stacks on the master (spec 5.5): labels, parent, the newest
+      * revision and the removing flag on the stack; immutable revisions;
+      * stack jobs (deploys and removals) claimed with a lease like
+      * service deploys. The revision content is not copied onto the
+      * stack row: reads join the newest revision. */
+     "ALTER TABLE stacks ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE stacks ADD COLUMN parent_name TEXT;"
+     "ALTER TABLE stacks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE stacks ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX stacks_parent ON stacks(grid_id, parent_name);"
+     "CREATE TABLE stack_revisions(id TEXT PRIMARY KEY,"
+     " stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+     " revision INTEGER NOT NULL, stack TEXT, version TEXT, registry TEXT,"
+     " source TEXT, expose TEXT, variables TEXT NOT NULL DEFAULT '{}',"
+     " services TEXT NOT NULL DEFAULT '[]',"
+     " volumes TEXT NOT NULL DEFAULT '[]',"
+     " metadata TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL,"
+     " UNIQUE(stack_id, revision));"
+     "CREATE TABLE stack_deploys(id TEXT PRIMARY KEY,"
+     " stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+     " action TEXT NOT NULL DEFAULT 'deploy',"
+     " revision INTEGER NOT NULL DEFAULT 0,"
+     " state TEXT NOT NULL DEFAULT 'created', reason TEXT,"
+     " service_deploys TEXT NOT NULL DEFAULT '[]',"
+     " claimed_by TEXT, lease_until INTEGER NOT NULL DEFAULT 0,"
+     " created_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT 0,"
+     " finished_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX stack_deploys_stack ON stack_deploys(stack_id, created_at);"
+     "CREATE INDEX stack_deploys_state ON stack_deploys(state, created_at);"
+     "CREATE INDEX grid_service_deploys_stack_deploy"
+     " ON grid_service_deploys(stack_deploy_id);"},
     {7,
      /* External registries (password sealed by the master) and the audit
       * log. Audit rows keep the grid's id and name without a foreign key:
@@ -1716,6 +1748,21 @@ const struct store_ops store_sqlite_ops = {
     .events_append = sqs_events_append,
     .events_read = sqs_events_read,
     .history_trim = sqs_history_trim,
+    .stack_create = sqk_stack_create,
+    .stack_get = sqk_stack_get,
+    .stack_get_by_id = sqk_stack_get_by_id,
+    .stack_list = sqk_stack_list,
+    .stack_revision_get = sqk_stack_revision_get,
+    .stack_revise = sqk_stack_revise,
+    .stack_update = sqk_stack_update,
+    .stack_delete = sqk_stack_delete,
+    .stack_deploy_queue = sqk_stack_deploy_queue,
+    .stack_deploy_get = sqk_stack_deploy_get,
+    .stack_deploy_claim = sqk_stack_deploy_claim,
+    .stack_deploy_update = sqk_stack_deploy_update,
+    .stack_deploy_list = sqk_stack_deploy_list,
+    .stack_deploy_services = sqk_stack_deploy_services,
+    .stack_deploys_prune = sqk_stack_deploys_prune,
     .bootstrap_codes_delete = sq_bootstrap_codes_delete,
     .tokens_expire = sq_tokens_expire,
     .grid_create = sq_grid_create,

@@ -242,4 +242,47 @@ int sqa_audit_list(struct store *st, const char *grid_id, int limit,
                    struct store_audit_list *out);
 int sqa_audit_trim(struct store *st, int64_t keep, int *deleted);
 
+/* ==== store_sqlite_stacks.c ==== */
+int sqk_stack_create(struct store *st, const struct store_stack *k,
+                     const struct store_stack_revision *r,
+                     const struct store_service *svcs, size_t n);
+int sqk_stack_get(struct store *st, const char *grid_id, const char *name,
+                  struct store_stack *out, struct store_stack_revision *rev);
+int sqk_stack_get_by_id(struct store *st, const char *id,
+                        struct store_stack *out,
+                        struct store_stack_revision *rev);
+int sqk_stack_list(struct store *st, const char *grid_id,
+                   struct store_stack_list *out);
+int sqk_stack_revision_get(struct store *st, const char *stack_id,
+                           int64_t revision,
+                           struct store_stack_revision *out);
+int sqk_stack_revise(struct store *st, const char *stack_id, int64_t expect,
+                     const struct store_stack_revision *r,
+                     const struct store_service *svcs, size_t n);
+int sqk_stack_update(struct store *st, const struct store_stack *k);
+int sqk_stack_delete(struct store *st, const char *id);
+int sqk_stack_deploy_queue(struct store *st,
+                           const struct store_stack_deploy *d,
+                           struct store_stack_deploy *out);
+int sqk_stack_deploy_get(struct store *st, const char *id,
+                         struct store_stack_deploy *out);
+int sqk_stack_deploy_claim(struct store *st, const char *holder, int64_t now,
+                           int64_t lease_ms, struct store_stack_deploy *out);
+int sqk_stack_deploy_update(struct store *st,
+                            const struct store_stack_deploy *d);
+int sqk_stack_deploy_list(struct store *st, const char *grid_id,
+                          const char *stack_id, bool open_only, int limit,
+                          struct store_stack_deploy_list *out);
+int sqk_stack_deploy_services(struct store *st, const char *stack_deploy_id,
+                              struct store_deploy_list *out);
+int sqk_stack_deploys_prune(struct store *st, int keep, int *deleted);
+/* Service columns and their reader (store_sqlite_services.c), for the
+ * stack deploy view: "SELECT " SQS_DEPLOY_COLS " FROM
+ * grid_service_deploys ...". */
+void sqs_read_deploy(sqlite3_stmt *q, void *item);
+#define SQS_DEPLOY_COLS                                                        \
+    "id, service_id, stack_deploy_id, state, reason, force, "                  \
+    "instance_deploys, claimed_by, lease_until, created_at, queued_at, "       \
+    "started_at, finished_at"
+
 #endif

@@ -499,13 +499,11 @@ int sqs_instances_detach_node(struct store *st, const char *node_id, int *count)
 
 /* ==== Deploys ==== */
 
-/* Adding a column: also update read_deploy. */
-#define DEP_COLS                                                               \
-    "id, service_id, stack_deploy_id, state, reason, force, "                  \
-    "instance_deploys, claimed_by, lease_until, created_at, queued_at, "       \
-    "started_at, finished_at"
+/* Adding a column: also update sqs_read_deploy (SQS_DEPLOY_COLS is in
+ * store_sqlite_int.h). */
+#define DEP_COLS SQS_DEPLOY_COLS
 
-static void read_deploy(sqlite3_stmt *q, void *item)
+void sqs_read_deploy(sqlite3_stmt *q, void *item)
 {
     struct store_deploy *d = item;
     memset(d, 0, sizeof(*d));
@@ -584,14 +582,18 @@ int sqs_deploy_queue(struct store *st, const struct store_deploy *d,
     rc = queued_deploy(c, d->service_id, id);
     if (rc < 0)
         goto fail;
-    if (rc == 1 && d->force) {
-        sqlite3_stmt *q =
-            sqlx_prep(c, "UPDATE grid_service_deploys SET force=1 WHERE id=?");
+    if (rc == 1 && (d->force || nz(d->stack_deploy_id) != NULL)) {
+        /* The newest stack deploy that waits on it owns it. */
+        sqlite3_stmt *q = sqlx_prep(
+            c, "UPDATE grid_service_deploys SET force=MAX(force, ?2), "
+               "stack_deploy_id=COALESCE(?3, stack_deploy_id) WHERE id=?1");
         if (q == NULL) {
             rc = CP_EIO;
             goto fail;
         }
         sqlx_bind_str(q, 1, id);
+        sqlite3_bind_int(q, 2, d->force ? 1 : 0);
+        sqlx_bind_str(q, 3, nz(d->stack_deploy_id));
         rc = sqlx_run(c, q, "deploy coalesce");
     } else if (rc == 0) {
         if (d->id[0] != '\0')
@@ -604,7 +606,8 @@ int sqs_deploy_queue(struct store *st, const struct store_deploy *d,
     }
     if (rc != 0)
         goto fail;
-    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                     "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -620,7 +623,8 @@ out:
 
 int sqs_deploy_get(struct store *st, const char *id, struct store_deploy *out)
 {
-    return sqlx_row_one(st, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    return sqlx_row_one(st, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                        "deploy get");
 }
 
 /* Candidates, oldest first: ongoing deploys whose lease expired (their
@@ -671,7 +675,8 @@ int sqs_deploy_claim(struct store *st, const char *holder, int64_t now,
     rc = sqlx_run(c, q, "deploy claim");
     if (rc != 0)
         goto fail;
-    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), read_deploy, out, "deploy get");
+    rc = sqlx_row_in(c, deploy_by_id, ARGS(id), sqs_read_deploy, out,
+                     "deploy get");
     if (rc != 0)
         goto fail;
     rc = sqlx_tx_commit(c);
@@ -737,8 +742,8 @@ int sqs_deploy_list(struct store *st, const char *service_id, int limit,
         goto out;
     sqlx_bind_str(q, 1, service_id);
     sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
-    rc = sqlx_collect(c, q, "deploy list", read_deploy, sizeof(*out->items), &items,
-                 &out->len);
+    rc = sqlx_collect(c, q, "deploy list", sqs_read_deploy,
+                      sizeof(*out->items), &items, &out->len);
     out->items = items;
     sqlx_done(q);
     if (rc != 0)
@@ -1133,6 +1138,13 @@ int sqs_logs_read(struct store *st, const struct store_log_query *q,
     hq_filter(&h, "service_id", q->service_id);
     hq_filter(&h, "node_id", q->node_id);
     hq_filter(&h, "name", q->container_name);
+    if (nz(q->stack_id) != NULL) {
+        /* Lines carry no stack: those of the stack's services. */
+        assert(h.nargs < (int)CP_ARRAY_LEN(h.args));
+        hq_cat(&h, " AND service_id IN (SELECT id FROM grid_services "
+                   "WHERE stack_id=?)");
+        h.args[h.nargs++] = q->stack_id;
+    }
     hq_finish(&h, q, &full);
     void *items;
     int rc = hq_run(st, &full, q, read_log, sizeof(*out->items), &items,
