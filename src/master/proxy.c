@@ -47,9 +47,10 @@ static void clear_host_bits(unsigned char a[16], int prefix)
 static bool parse_net(const char *entry, struct proxy_net *n)
 {
     char buf[INET6_ADDRSTRLEN + 8];
-    if (strlen(entry) >= sizeof(buf))
+    size_t n = strlen(entry);
+    if (n >= sizeof(buf))
         return false;
-    strcpy(buf, entry);
+    memcpy(buf, entry, n + 1);
     char *slash = strchr(buf, '/');
     if (slash != NULL)
         *slash = '\0';
