@@ -35,7 +35,7 @@ static void read_secret(const PGresult *r, int i, void *item)
  * not an array); e->>'secret' is NULL for an element that is not an
  * object or has no "secret". */
 #define SECRETS_OF(spec)                                                       \
-    "json_array_elements(CASE WHEN json_typeof((" spec ")::json->'secrets')" \
+    "json_array_elements(CASE WHEN json_typeof((" spec ")::json->'secrets')"   \
     "='array' THEN (" spec ")::json->'secrets' ELSE '[]'::json END)"
 
 /* Services of grid $1 whose spec names secret $2 (or any secret when $2
@@ -45,16 +45,17 @@ static const char USERS_SQL[] =
     "SELECT DISTINCT e.value->>'secret' COLLATE \"C\" AS secret, v.id,"
     " k.name COLLATE \"C\" AS stack, v.name COLLATE \"C\" AS service"
     " FROM grid_services v JOIN stacks k ON k.id=v.stack_id"
-    " CROSS JOIN LATERAL " SECRETS_OF("v.spec") " e"
-    " WHERE v.grid_id=$1 AND e.value->>'secret' IS NOT NULL"
-    " AND ($2::text IS NULL OR e.value->>'secret'=$2::text)"
-    " ORDER BY secret, stack, service";
+    " CROSS JOIN LATERAL " SECRETS_OF(
+        "v.spec") " e"
+                  " WHERE v.grid_id=$1 AND e.value->>'secret' IS NOT NULL"
+                  " AND ($2::text IS NULL OR e.value->>'secret'=$2::text)"
+                  " ORDER BY secret, stack, service";
 
 /* Bumps the services of grid $1 using secret $2. */
 static const char BUMP_SQL[] =
     "UPDATE grid_services v SET revision=v.revision+1, updated_at=$3"
-    " WHERE v.grid_id=$1 AND EXISTS (SELECT 1 FROM " SECRETS_OF("v.spec")
-    " e WHERE e.value->>'secret'=$2)";
+    " WHERE v.grid_id=$1 AND EXISTS (SELECT 1 FROM " SECRETS_OF(
+        "v.spec") " e WHERE e.value->>'secret'=$2)";
 
 static void add_user(struct store_secret *s, const PGresult *r, int i)
 {
@@ -199,8 +200,8 @@ static int delete_fn(struct pgc *c, void *ctx)
     if (used)
         return CP_ECONFLICT;
     int changes = 0;
-    rc = pgx_run(c, "DELETE FROM grid_secrets WHERE grid_id=$1 AND name=$2",
-                 &p, "secret delete", &changes);
+    rc = pgx_run(c, "DELETE FROM grid_secrets WHERE grid_id=$1 AND name=$2", &p,
+                 "secret delete", &changes);
     return rc == 0 && changes == 0 ? CP_ENOTFOUND : rc;
 }
 
@@ -238,7 +239,7 @@ static int get_fn(struct pgc *c, void *ctx)
     rc = pgx_row_in(c,
                     "SELECT " SECRET_COLS
                     " FROM grid_secrets WHERE grid_id=$1 AND name=$2",
-                        &p, read_secret, k->one, "secret get");
+                    &p, read_secret, k->one, "secret get");
     return rc != 0 ? rc : attach_users(c, k->grid_id, k->name, k->one, 1);
 }
 
@@ -265,10 +266,10 @@ static int list_fn(struct pgc *c, void *ctx)
     pgp_s(&p, k->grid_id);
     void *items = NULL;
     rc = pgx_rows_in(c,
-                         "SELECT " SECRET_COLS " FROM grid_secrets"
-                         " WHERE grid_id=$1 ORDER BY name COLLATE \"C\"",
-                         &p, read_secret, sizeof(*k->list->items), &items,
-                         &k->list->len, "secret list");
+                     "SELECT " SECRET_COLS " FROM grid_secrets"
+                     " WHERE grid_id=$1 ORDER BY name COLLATE \"C\"",
+                     &p, read_secret, sizeof(*k->list->items), &items,
+                     &k->list->len, "secret list");
     k->list->items = items;
     return rc != 0 ? rc
                    : attach_users(c, k->grid_id, NULL, k->list->items,

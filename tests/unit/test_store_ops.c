@@ -57,10 +57,9 @@ static void test_missing_found(void **state)
     assert_int_equal(store_ops_missing(&t), at);
     t = store_sqlite_ops;
     t.feed_unsubscribe = NULL;
-    assert_int_equal(store_ops_missing(&t),
-                     (int)((sizeof(t) - sizeof(t.name)) /
-                           sizeof(t.feed_unsubscribe)) -
-                         1);
+    assert_int_equal(
+        store_ops_missing(&t),
+        (int)((sizeof(t) - sizeof(t.name)) / sizeof(t.feed_unsubscribe)) - 1);
 }
 
 int main(void)

@@ -40,7 +40,8 @@ static void test_kv2_round_trip(void **state)
     unsigned char key[CP_KEY_LEN], other[CP_KEY_LEN];
     key_of("one", key);
     key_of("two", other);
-    char kid[CP_KEY_ID_LEN + 1], kid2[CP_KEY_ID_LEN + 1], got[CP_KEY_ID_LEN + 1];
+    char kid[CP_KEY_ID_LEN + 1], kid2[CP_KEY_ID_LEN + 1],
+        got[CP_KEY_ID_LEN + 1];
     cp_key_id(key, kid);
     cp_key_id(other, kid2);
     assert_int_equal(strlen(kid), CP_KEY_ID_LEN);
@@ -163,10 +164,11 @@ static void test_vault_keys(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    static const char *const good[] = {"DB_PASS", "a", "api-token", "x-1_y",
-                                       "_lead", "9lives"};
-    static const char *const bad[] = {"", "-lead", "has space", "dot.ted",
-                                      "slash/ed", "ümlaut", "tab\t", "a=b"};
+    static const char *const good[] = {"DB_PASS", "a",     "api-token",
+                                       "x-1_y",   "_lead", "9lives"};
+    static const char *const bad[] = {"",        "-lead",    "has space",
+                                      "dot.ted", "slash/ed", "ümlaut",
+                                      "tab\t",   "a=b"};
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
         assert_true(vault_name_ok(good[i]));
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
@@ -233,7 +235,8 @@ static int teardown(void **state)
 static void test_check_value(void **state)
 {
     struct fixture *f = *state;
-    cp_log_level = (enum cp_log_level)(CP_LOG_ERROR + 1); /* the wrong-key error is expected */
+    cp_log_level = (enum cp_log_level)(CP_LOG_ERROR +
+                                       1); /* the wrong-key error is expected */
     struct vault *first = vault_new("key-a-0123456789abcdef", NULL, f->st);
     assert_null(vault_unusable(first));
     char *check = NULL;
@@ -283,10 +286,10 @@ static void test_pod_secrets(void **state)
     json_t *out = NULL;
     cp_log_level = CP_LOG_ERROR; /* the missing one is a warning */
     assert_int_equal(vault_pod_secrets(v, f->st, f->grid_id, spec, &out), 0);
-    json_t *want = json_loads(
-        "[{\"name\":\"PASS\",\"type\":\"env\",\"value\":\"pw1\"},"
-        "{\"name\":\"PASS\",\"type\":\"env\",\"value\":\"t0k\"}]",
-        0, NULL);
+    json_t *want =
+        json_loads("[{\"name\":\"PASS\",\"type\":\"env\",\"value\":\"pw1\"},"
+                   "{\"name\":\"PASS\",\"type\":\"env\",\"value\":\"t0k\"}]",
+                   0, NULL);
     assert_true(json_equal(out, want));
     json_decref(out);
     json_decref(want);
@@ -304,7 +307,8 @@ static void test_pod_secrets(void **state)
     assert_null(out);
     /* A service without secrets needs no vault. */
     json_t *plain = json_loads("{\"image\":\"busybox\"}", 0, NULL);
-    assert_int_equal(vault_pod_secrets(none, f->st, f->grid_id, plain, &out), 0);
+    assert_int_equal(vault_pod_secrets(none, f->st, f->grid_id, plain, &out),
+                     0);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     cp_log_level = CP_LOG_INFO;
@@ -371,9 +375,9 @@ static void test_store_secret_users(void **state)
     assert_int_equal(create_secret(st, f->grid_id, "DB", "s2", NULL, NULL),
                      CP_ECONFLICT);
     assert_int_equal(create_secret(st, f->grid2_id, "DB", "s3", NULL, NULL), 0);
-    assert_int_equal(create_secret(st, "000000000000000000000000", "DB", "s",
-                                   NULL, NULL),
-                     CP_ENOTFOUND);
+    assert_int_equal(
+        create_secret(st, "000000000000000000000000", "DB", "s", NULL, NULL),
+        CP_ENOTFOUND);
 
     create_service(st, f->grid_id, "web",
                    "[{\"secret\":\"DB\",\"name\":\"PASS\",\"type\":\"env\"},"
@@ -524,9 +528,9 @@ static void test_store_reseal(void **state)
     assert_int_equal(
         ST_CALL(st, node_token_reseal, out.id, "node-sealed-1", "n3"),
         CP_ECONFLICT);
-    assert_int_equal(ST_CALL(st, node_token_reseal, "000000000000000000000000",
-                             "x", "y"),
-                     CP_ENOTFOUND);
+    assert_int_equal(
+        ST_CALL(st, node_token_reseal, "000000000000000000000000", "x", "y"),
+        CP_ENOTFOUND);
     struct store_node got = {0};
     assert_int_equal(ST_CALL(st, node_get, out.id, &got), 0);
     assert_string_equal(got.token_sealed, "n2");
