@@ -6,8 +6,51 @@
 #include "../common/err.h"
 #include "../common/util.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+/* store_ops_missing reads the table as name followed by an array of
+ * function pointers. */
+typedef void store_any_fn(void);
+_Static_assert(offsetof(struct store_ops, name) == 0,
+               "struct store_ops begins with name");
+_Static_assert((sizeof(struct store_ops) - sizeof(const char *)) %
+                       sizeof(store_any_fn *) ==
+                   0,
+               "every member of struct store_ops after name is an "
+               "operation");
+
+int store_ops_missing(const struct store_ops *ops)
+{
+    const unsigned char *base =
+        (const unsigned char *)ops + sizeof(const char *);
+    size_t n = (sizeof(*ops) - sizeof(const char *)) / sizeof(store_any_fn *);
+    for (size_t i = 0; i < n; i++) {
+        store_any_fn *fn = NULL;
+        memcpy(&fn, base + i * sizeof(fn), sizeof(fn));
+        if (fn == NULL)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Refuses a backend that leaves an operation NULL (the master would
+ * crash on its first call) before opening it. */
+static int open_with(const struct store_ops *ops, const char *url,
+                     struct store **out, char *err, size_t errlen)
+{
+    int missing = store_ops_missing(ops);
+    if (missing >= 0) {
+        *out = NULL;
+        snprintf(err, errlen,
+                 "the %s store backend lacks operation #%d of struct "
+                 "store_ops (a bug: it cannot run this master)",
+                 ops->name, missing);
+        return CP_EUNSUPPORTED;
+    }
+    return ops->open(url, out, err, errlen);
+}
 
 int store_open(const char *url, struct store **out, char *err,
                size_t errlen)
@@ -15,7 +58,7 @@ int store_open(const char *url, struct store **out, char *err,
     if (strncmp(url, "postgres://", 11) == 0 ||
         strncmp(url, "postgresql://", 13) == 0) {
 #ifdef CP_WITH_POSTGRES
-        return store_pg_ops.open(url, out, err, errlen);
+        return open_with(&store_pg_ops, url, out, err, errlen);
 #else
         snprintf(err, errlen,
                  "the PostgreSQL store backend is not built into this "
@@ -38,7 +81,7 @@ int store_open(const char *url, struct store **out, char *err,
         snprintf(err, errlen, "unknown store URL scheme in '%s'", url);
         return CP_EINVAL;
     }
-    return store_sqlite_ops.open(path, out, err, errlen);
+    return open_with(&store_sqlite_ops, path, out, err, errlen);
 }
 
 void store_close(struct store *st)

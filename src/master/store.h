@@ -542,6 +542,9 @@ struct store;
 typedef void store_feed_cb(void *ctx, const char *channel,
                            const char *payload);
 
+/* Every member after name is an operation, and every backend fills in
+ * every one (store_ops_missing checks it: store_open refuses a backend
+ * with a NULL operation, and a unit test checks each table). */
 struct store_ops {
     const char *name; /* "sqlite", "postgres", "mongodb" */
     /* Opens the store at url (backend-specific part) and migrates the
@@ -993,6 +996,9 @@ struct store_ops {
 int store_open(const char *url, struct store **out, char *err,
                size_t errlen);
 void store_close(struct store *st);
+/* The index (0 = the first after name) of the first operation ops leaves
+ * NULL, or -1 when it has them all. */
+int store_ops_missing(const struct store_ops *ops);
 /* The ops table of an open store (every backend struct starts with it). */
 const struct store_ops *store_ops_of(const struct store *st);
 

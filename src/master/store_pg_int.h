@@ -22,7 +22,7 @@
 #include "store.h"
 
 #define PG_MAX_SUBSCRIBERS 64
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 24 /* audit_append has 17 */
 #define PG_POOL_MAX 32  /* connections per store, listener apart */
 #define PG_TX_RETRIES 8 /* serialization failures and deadlocks */
 #define PG_TOUCH_INTERVAL_MS 60000
@@ -295,5 +295,39 @@ int pgd_events_append(struct store *st, const struct store_event *v, size_t n);
 int pgd_events_read(struct store *st, const struct store_log_query *q,
                     struct store_event_list *out);
 int pgd_history_trim(struct store *st, int64_t max_logs, int64_t max_events);
+
+/* ==== store_pg_secrets.c ==== */
+
+int pgk_secret_create(struct store *st, const struct store_secret *v,
+                      int *bumped);
+int pgk_secret_get(struct store *st, const char *grid_id, const char *name,
+                   struct store_secret *out);
+int pgk_secret_list(struct store *st, const char *grid_id,
+                    struct store_secret_list *out);
+int pgk_secret_update(struct store *st, const char *grid_id, const char *name,
+                      const char *value, int64_t now, int *bumped);
+int pgk_secret_delete(struct store *st, const char *grid_id, const char *name);
+int pgk_secret_reseal(struct store *st, const char *id, const char *old,
+                      const char *value);
+int pgk_grid_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
+int pgk_node_token_reseal(struct store *st, const char *id, const char *old,
+                          const char *value);
+int pgk_secrets_page(struct store *st, const char *after_id, int limit,
+                     struct store_secret_list *out);
+
+/* ==== store_pg_audit.c ==== */
+
+int pga_registry_create(struct store *st, const struct store_registry *r);
+int pga_registry_list(struct store *st, const char *grid_id,
+                      struct store_registry_list *out);
+int pga_registry_get(struct store *st, const char *grid_id, const char *name,
+                     struct store_registry *out);
+int pga_registry_delete(struct store *st, const char *grid_id,
+                        const char *name);
+int pga_audit_append(struct store *st, const struct store_audit *a);
+int pga_audit_list(struct store *st, const char *grid_id, int limit,
+                   struct store_audit_list *out);
+int pga_audit_trim(struct store *st, int64_t keep, int *deleted);
 
 #endif

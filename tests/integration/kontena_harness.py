@@ -10,14 +10,17 @@
 * run_cli(): runs build/kontena with a private KONTENA_CONFIG and HOME.
 * PostgreSQL: when KONTENA_TEST_DATABASE_URL names a PostgreSQL server
   (tests/pg.sh prints one), every Master gets a fresh database on it
-  (KONTENA_DATABASE_URL, with a VAULT_KEY) instead of the SQLite data dir;
-  pg_start()/pg_stop() run such a server for a test module.
+  (KONTENA_DATABASE_URL, with a VAULT_KEY unless the test sets its own)
+  instead of the SQLite data dir; pg_start()/pg_stop() run such a server
+  for a test module. Master.store_files() lists the files holding the
+  stored data either way (for "no plaintext at rest" checks).
 
 Environment: KONTENA_BUILD_DIR and KONTENA_SOURCE_DIR (set by ctest); they
 default to ../../build and ../.. relative to this file.
 """
 
 import atexit
+import glob
 import http.client
 import json
 import os
@@ -321,12 +324,16 @@ class Master:
         self.pg_name = None
         self.database_url = database_url
         self.store_env = {}
+        self.db_env = {}  # only where the store is, for env replacements
         if self.pg_server and database_url is None:
             self.pg_name, self.database_url = pg_new_database(self.pg_server)
         if self.database_url:
-            # Every master sharing a database must seal with one key.
-            self.store_env = {"KONTENA_DATABASE_URL": self.database_url,
-                              "VAULT_KEY": "it-" + "k" * 61}
+            self.db_env = {"KONTENA_DATABASE_URL": self.database_url}
+            self.store_env = dict(self.db_env)
+            # Every master sharing a database must seal with one key; a
+            # test that sets VAULT_KEY chooses the keys itself.
+            if "VAULT_KEY" not in (env or {}):
+                self.store_env["VAULT_KEY"] = "it-" + "k" * 61
         self.extra_env = dict(self.store_env)
         self.extra_env.update(env or {})
         self.extra_args = list(args or [])
@@ -508,6 +515,22 @@ class Master:
             raise MasterError("GET /v1/user with a new token: %s" % st)
         return token
 
+    def store_files(self):
+        """The files that hold this master's stored data: SQLite's
+        kontena.db with its -wal and -shm; on PostgreSQL, after a
+        CHECKPOINT (so that tables reach their files), every file of the
+        test cluster (tables, WAL, server log)."""
+        if not self.database_url:
+            return sorted(glob.glob(os.path.join(self.data_dir, "kontena.db*")))
+        pg_sql(self.database_url, "CHECKPOINT")
+        m = re.search(r"[?&]host=([^&]+)", self.database_url)
+        if not m or not m.group(1).startswith("/tmp/kontena-pg."):
+            raise RuntimeError("not a tests/pg.sh cluster: %s" % self.database_url)
+        found = []
+        for dirpath, _, names in os.walk(m.group(1)):
+            found.extend(os.path.join(dirpath, n) for n in names)
+        return sorted(found)
+
     def run_tool(self, args, env=None, timeout=15.0):
         """Runs kontena-master with args (not as a server), with the same
         data dir. Returns CompletedProcess (text)."""
@@ -518,6 +541,24 @@ class Master:
             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             env=clean_env(full), timeout=timeout, cwd=self.workdir,
             universal_newlines=True)
+
+
+def files_holding(paths, needles):
+    """{path: [needles found in its bytes]} over the regular files among
+    paths (sockets and vanished files are skipped)."""
+    found = {}
+    for p in paths:
+        if not os.path.isfile(p):
+            continue
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        hits = [n for n in needles if n.encode() in data]
+        if hits:
+            found[p] = hits
+    return found
 
 
 def _read(path):

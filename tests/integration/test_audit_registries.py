@@ -9,7 +9,7 @@ agent sends with its pull, and the fake engine records it.
 
 Covered: registries added, listed, shown and removed with the CLI and the
 API (password from -p and from stdin, never in any API answer nor in
-plaintext in the SQLite files, -wal included); 422/404 answers; grid
+plaintext in the store's files, SQLite's -wal included); 422/404 answers; grid
 isolation of registries; the pod's image_credentials reaching the engine
 as X-Registry-Auth (and none for an image of another registry); audit
 entries for grid create, service create and registry add with filtered
@@ -17,13 +17,14 @@ bodies, failures recorded, reads not recorded; 403 for a non-admin on the
 master audit log; the grid audit log holds only its grid's entries; the
 CLI's audit-log tables; retention trims to KONTENA_AUDIT_LOG_MAX.
 
+Every class runs on PostgreSQL too (test_pg_master.py subclasses them).
+
 Run by ctest (KONTENA_BUILD_DIR / KONTENA_SOURCE_DIR set) or by hand:
     python3 tests/integration/test_audit_registries.py [-k pattern]
 KONTENA_KEEP_TMP=1 keeps the temp dirs (master and agent logs).
 """
 
 import base64
-import glob
 import http.server
 import json
 import os
@@ -44,6 +45,7 @@ import kontena_harness as kh  # noqa: E402
 AGENT_BIN = os.path.join(kh.BUILD_DIR, "kontena-agent")
 PASSWORD = "Pa55-w0rd-d9c41e7b"  # searched for in the database files
 PASSWORD2 = "stdin-Secret-5e0a77"
+SECRET_VALUE = "vault-Value-77c2e9a1"
 REG_URL = "https://registry.example.test:5000/v2/"
 REG_NAME = "registry.example.test:5000"
 
@@ -282,14 +284,13 @@ class TestRegistries(AuditCase):
             self.assertNotIn(PASSWORD2, text)
             self.assertNotIn("password", text)
 
-        # Passwords are sealed at rest: no plaintext in any database file.
-        files = glob.glob(os.path.join(self.m.data_dir, "kontena.db*"))
-        self.assertTrue(any(f.endswith("-wal") for f in files), files)
-        for path in files:
-            with open(path, "rb") as f:
-                data = f.read()
-            for pw in (PASSWORD, PASSWORD2):
-                self.assertNotIn(pw.encode(), data, "%s in %s" % (pw, path))
+        # Passwords are sealed at rest: no plaintext in any database file
+        # (SQLite's, -wal included; or the PostgreSQL cluster's).
+        files = self.m.store_files()
+        if not self.m.database_url:
+            self.assertTrue(any(f.endswith("-wal") for f in files), files)
+        self.assertTrue(files)
+        self.assertEqual(kh.files_holding(files, [PASSWORD, PASSWORD2]), {})
         self.assertNotIn(PASSWORD, self.m.logs())
 
         cp = self.fails("external-registry", "rm", "quay.io")
@@ -456,11 +457,14 @@ class TestPullCredentials(AuditCase):
 
 
 class TestAuditLog(AuditCase):
+    # A service may only name a secret that the vault holds.
+    master_env = {"VAULT_KEY": "audit-" + "v" * 58}
 
     def test_01_entries_with_filtered_bodies(self):
         self.ok("grid", "create", "audited")
         self.ok("external-registry", "add", REG_URL, "-u", "bob", "-p",
                 PASSWORD)
+        self.ok("vault", "write", "DB_PASS", SECRET_VALUE)
         self.ok("service", "create", "web", "busybox", "--secret",
                 "DB_PASS:DB_PASS:env", "-e", "MODE=x")
         before = len(self.audit())
@@ -479,6 +483,7 @@ class TestAuditLog(AuditCase):
         logs = self.audit()
         self.assertEqual(len(logs), before + 1)
         self.assertNotIn(PASSWORD, json.dumps(logs))
+        self.assertNotIn(SECRET_VALUE, json.dumps(logs))
         times = [e["time"] for e in logs]
         self.assertEqual(times, sorted(times, reverse=True), "newest first")
         by = {(e["resource_type"], e["event_name"], e["event_status"]): e
@@ -502,6 +507,10 @@ class TestAuditLog(AuditCase):
         self.assertEqual(bad["status"], 422)
         self.assertEqual(bad["request_body"]["password"], "[FILTERED]")
 
+        v = by[("secrets", "create", "success")]
+        self.assertEqual(v["request_body"]["value"], "[FILTERED]")
+        self.assertEqual(v["request_body"]["name"], "DB_PASS")
+
         s = by[("services", "create", "success")]
         self.assertEqual(s["resource_name"], "audited/null/web")
         self.assertEqual(s["service"], "audited/null/web")
@@ -514,6 +523,7 @@ class TestAuditLog(AuditCase):
                     "user_identity"):
             self.assertIn(key, s)
         self.assertNotIn(PASSWORD, self.m.logs())
+        self.assertNotIn(SECRET_VALUE, self.m.logs())
 
     def test_02_access_and_isolation(self):
         carol = self.invite("carol@example.com")

@@ -3,10 +3,11 @@
 PostgreSQL cluster (tests/pg.sh) for the module, a fresh database per
 master (kontena_harness does that when KONTENA_TEST_DATABASE_URL is set),
 and a subset of test_api.py (login, bootstrap code, tokens, users and grid
-isolation, grids, durability) and test_protocol.py (agents connecting,
+isolation, grids, durability), test_protocol.py (agents connecting,
 close codes, superseding connections, node REST routes, pod reports
-completing a deploy) run unchanged
-against it. Then two masters on one database, as in HA: what one writes
+completing a deploy), test_vault.py's TestVault (secrets, rekey, nothing
+in plaintext at rest) and test_audit_registries.py (registries, pull
+credentials, audit log, retention) run unchanged against it. Then two masters on one database, as in HA: what one writes
 the other serves, and a node removed through one master closes the agent
 socket the other one holds (the store's change feed, LISTEN/NOTIFY).
 
@@ -23,7 +24,9 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kontena_harness as kh  # noqa: E402
 import test_api  # noqa: E402
+import test_audit_registries  # noqa: E402
 import test_protocol  # noqa: E402
+import test_vault  # noqa: E402
 import wsproto as ws  # noqa: E402
 
 PG_URL = None
@@ -99,6 +102,45 @@ class TestNodeRestPg(test_protocol.TestNodeRest):
 
 
 class TestPodReportsPg(test_protocol.TestPodReports):
+    pass
+
+
+# ---- test_vault.py (TestVault: no engine needed) on PostgreSQL: the
+# secret operations, re-sealing by vault-rekey on a running master, and no
+# plaintext anywhere in the cluster's files
+
+class TestVaultPg(test_vault.TestVault):
+
+    def test_no_vault_key(self):
+        """On a shared store a master without VAULT_KEY does not start at
+        all (every master must seal with one key), where SQLite's answers
+        503; with the key back the secrets are all there."""
+        self.cli("vault", "write", "KEEP", "kept")
+        self.m.stop()
+        self.m.extra_env = dict(self.m.db_env, LOG_LEVEL="debug")
+        with self.assertRaises(kh.MasterError):
+            self.m.start(timeout=10)
+        self.assertIn("VAULT_KEY is required with a shared store",
+                      self.m.logs())
+        self.restart({"VAULT_KEY": test_vault.KEY1})
+        self.assertEqual(self.cli("vault", "read", "KEEP").stdout, "kept\n")
+
+
+# ---- test_audit_registries.py on PostgreSQL
+
+class TestRegistriesPg(test_audit_registries.TestRegistries):
+    pass
+
+
+class TestPullCredentialsPg(test_audit_registries.TestPullCredentials):
+    pass
+
+
+class TestAuditLogPg(test_audit_registries.TestAuditLog):
+    pass
+
+
+class TestRetentionPg(test_audit_registries.TestRetention):
     pass
 
 
@@ -199,10 +241,12 @@ class TestConcurrentStart(unittest.TestCase):
         self.assertEqual(errors, [])
         rows = kh.pg_sql(url, "SELECT COUNT(*), COUNT(DISTINCT version), "
                               "MAX(version) FROM schema_migrations").split("|")
-        self.assertEqual(int(rows[0]), int(rows[2]), rows)
-        self.assertEqual(int(rows[1]), int(rows[2]), rows)
+        # Each version applied once, by one master (numbers may have gaps).
+        count, distinct, top = (int(x) for x in rows)
+        self.assertEqual(count, distinct, rows)
+        self.assertGreaterEqual(top, count, rows)
         applied = sum(m.stderr().count("applied schema migration") for m in ms)
-        self.assertEqual(applied, int(rows[2]))
+        self.assertEqual(applied, count)
         self.assertEqual(kh.pg_sql(url, "SELECT COUNT(*) FROM users "
                                         "WHERE email='admin'").strip(), "1")
         codes = [m.admin_code for m in ms if m.admin_code]

@@ -9,7 +9,8 @@ TestVault (no engine needed):
     be removed; a secret update bumps the revision of its services;
   - 503 without VAULT_KEY; a master restarted with another VAULT_KEY
     answers 503 with a clear error and logs why;
-  - the SQLite files (kontena.db, -wal, -shm) never hold a value in
+  - the store's files (SQLite's kontena.db, -wal, -shm; on PostgreSQL
+    the whole test cluster after a checkpoint) never hold a value in
     plaintext, nor do the master's logs;
   - key rotation: a master with VAULT_KEY + VAULT_KEY_PREVIOUS reads the
     old values, `kontena-master vault-rekey` re-seals them while it runs,
@@ -23,6 +24,8 @@ inspect on the node socket), the master's stored container data does not
 hold it, `vault update` reaches the running container without a manual
 deploy (the reconciler runs every 2 s here), and `service restart` runs
 the current value (#651).
+
+TestVault runs on PostgreSQL too (test_pg_master.py subclasses it).
 
 Run by ctest (KONTENA_BUILD_DIR / KONTENA_SOURCE_DIR set) or by hand:
   python3 tests/integration/test_vault.py [-k pattern]
@@ -130,8 +133,11 @@ class TestVault(VaultCase):
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
     def restart(self, env):
+        """Restarts the master with env alone (and the store's URL on
+        PostgreSQL)."""
         self.m.stop()
-        self.m.extra_env = dict(env, LOG_LEVEL="debug")
+        self.m.extra_env = dict(self.m.db_env, **env)
+        self.m.extra_env["LOG_LEVEL"] = "debug"
         self.m.start()
 
     def all_logs(self):
@@ -342,11 +348,17 @@ class TestVault(VaultCase):
         for i in range(1, 5):
             self.assertEqual(self.cli("vault", "read", "S%d" % i).stdout,
                              values[i] + "\n")
-        names = set(os.listdir(self.m.data_dir))
-        self.assertIn("kontena.db-wal", names)  # running: the WAL holds writes
+        files = self.m.store_files()
+        if not self.m.database_url:  # running: the WAL holds writes
+            self.assertIn(os.path.join(self.m.data_dir, "kontena.db-wal"), files)
+        self.assertTrue(files)
+        found = kh.files_holding(files, values)
+        self.assertEqual(found, {}, "plaintext secrets in the store")
         found = files_with(self.m.data_dir, values)
         self.assertEqual(found, {}, "plaintext secrets in the data dir")
         self.m.stop()
+        found = kh.files_holding(self.m.store_files(), values)
+        self.assertEqual(found, {}, "plaintext secrets in the store")
         found = files_with(self.m.data_dir, values)
         self.assertEqual(found, {}, "plaintext secrets in the data dir")
         logs = self.all_logs()
@@ -413,6 +425,8 @@ class TestVault(VaultCase):
         self.assertEqual(st, 503, got)
         self.m.stop()
         self.assertEqual(files_with(self.m.data_dir, list(v.values())), {})
+        self.assertEqual(kh.files_holding(self.m.store_files(),
+                                          list(v.values())), {})
 
 
 class TestVaultPods(VaultCase):

@@ -1,7 +1,9 @@
 /* Unit tests of the audit log and external registries: action and
  * resource derivation, body filtering, registry names, the agent's
- * X-Registry-Auth encoder and image_credentials parsing, and the SQLite
- * store operations (sealed passwords, newest-first lists, trimming).
+ * X-Registry-Auth encoder and image_credentials parsing, and the store
+ * operations (sealed passwords, newest-first lists, trimming) against
+ * SQLite, or PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh;
+ * see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +22,8 @@
 #include "../../src/master/audit.h"
 #include "../../src/master/registry.h"
 #include "../../src/master/store.h"
+#include "store_testdb.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,20 +446,11 @@ static void test_pod_credentials(void **state)
 /* ==== The store ==== */
 
 struct fixture {
-    char dir[64];
+    struct testdb db;
     struct store *st;
     char grid_id[STORE_ID_LEN + 1];
     char grid2_id[STORE_ID_LEN + 1];
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void make_grid(struct store *st, const char *name, const char *user,
                       char id[STORE_ID_LEN + 1])
@@ -478,11 +471,11 @@ static void make_grid(struct store *st, const char *name, const char *user,
 static int setup(void **state)
 {
     struct fixture *f = cp_calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_audit.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    testdb_make(&f->db, NULL);
     char err[256] = "";
-    if (store_open(f->dir, &f->st, err, sizeof(err)) != 0)
+    if (store_open(f->db.url, &f->st, err, sizeof(err)) != 0)
         fail_msg("store_open: %s", err);
+    assert_string_equal(store_ops_of(f->st)->name, testdb_backend());
     struct store_user u = {0};
     store_new_id(u.id);
     u.email = (char *)(uintptr_t) "admin";
@@ -497,7 +490,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdb_drop(&f->db);
     cp_free(f);
     return 0;
 }
