@@ -47,10 +47,10 @@ static void clear_host_bits(unsigned char a[16], int prefix)
 static bool parse_net(const char *entry, struct proxy_net *n)
 {
     char buf[INET6_ADDRSTRLEN + 8];
-    size_t n = strlen(entry);
-    if (n >= sizeof(buf))
+    size_t len = strlen(entry);
+    if (len >= sizeof(buf))
         return false;
-    memcpy(buf, entry, n + 1);
+    memcpy(buf, entry, len + 1);
     char *slash = strchr(buf, '/');
     if (slash != NULL)
         *slash = '\0';
