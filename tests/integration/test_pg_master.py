@@ -5,7 +5,8 @@ master (kontena_harness does that when KONTENA_TEST_DATABASE_URL is set),
 and a subset of test_api.py (login, bootstrap code, tokens, users and grid
 isolation, grids, durability) and test_protocol.py (agents connecting,
 close codes, superseding connections, node REST routes, pod reports
-completing a deploy) run unchanged
+completing a deploy) and test_stacks_api.py's TestStacksApi (stacks,
+revisions, stack deploys and removals, logs and events) run unchanged
 against it. Then two masters on one database, as in HA: what one writes
 the other serves, and a node removed through one master closes the agent
 socket the other one holds (the store's change feed, LISTEN/NOTIFY).
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kontena_harness as kh  # noqa: E402
 import test_api  # noqa: E402
 import test_protocol  # noqa: E402
+import test_stacks_api  # noqa: E402
 import wsproto as ws  # noqa: E402
 
 PG_URL = None
@@ -99,6 +101,12 @@ class TestNodeRestPg(test_protocol.TestNodeRest):
 
 
 class TestPodReportsPg(test_protocol.TestPodReports):
+    pass
+
+
+# ---- test_stacks_api.py on PostgreSQL (the API alone, no nodes)
+
+class TestStacksApiPg(test_stacks_api.TestStacksApi):
     pass
 
 
