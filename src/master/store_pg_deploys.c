@@ -24,13 +24,12 @@
 
 /* ==== Deploys ==== */
 
-/* Adding a column: also update read_deploy. */
-#define DEP_COLS                                                               \
-    "id, service_id, stack_deploy_id, state, reason, force, "                  \
-    "instance_deploys, claimed_by, lease_until, created_at, queued_at, "       \
-    "started_at, finished_at"
+/* Adding a column: also update pgd_read_deploy (PGD_DEPLOY_COLS is in
+ * store_pg_int.h). */
+#define DEP_COLS PGD_DEPLOY_COLS
+#define read_deploy pgd_read_deploy
 
-static void read_deploy(const PGresult *r, int i, void *item)
+void pgd_read_deploy(const PGresult *r, int i, void *item)
 {
     struct store_deploy *d = item;
     memset(d, 0, sizeof(*d));
@@ -92,12 +91,17 @@ static int queue_fn(struct pgc *c, void *ctx)
                     "SELECT id FROM grid_service_deploys WHERE service_id=$1 "
                     "AND state='created' ORDER BY created_at, seq LIMIT 1",
                     &p, read_id, id, "deploy queued");
-    if (rc == 0 && d->force) {
+    if (rc == 0 && (d->force || pg_nz(d->stack_deploy_id) != NULL)) {
+        /* The newest stack deploy that waits on it owns it. */
         struct pgp f = {0};
         pgp_s(&f, id);
-        rc =
-            pgx_run(c, "UPDATE grid_service_deploys SET force=true WHERE id=$1",
-                    &f, "deploy coalesce", NULL);
+        pgp_b(&f, d->force);
+        pgp_s(&f, pg_nz(d->stack_deploy_id));
+        rc = pgx_run(c,
+                     "UPDATE grid_service_deploys SET force=(force OR $2), "
+                     "stack_deploy_id=COALESCE($3::text, stack_deploy_id) "
+                     "WHERE id=$1",
+                     &f, "deploy coalesce", NULL);
     } else if (rc == CP_ENOTFOUND) {
         if (d->id[0] != '\0')
             memcpy(id, d->id, sizeof(id));
@@ -638,6 +642,14 @@ int pgd_logs_read(struct store *st, const struct store_log_query *q,
     hq_filter(&h, "service_id", q->service_id);
     hq_filter(&h, "node_id", q->node_id);
     hq_filter(&h, "name", q->container_name);
+    if (pg_nz(q->stack_id) != NULL) {
+        /* Lines carry no stack: those of the stack's services. */
+        hq_cat(&h, " AND service_id IN (SELECT id FROM grid_services "
+                   "WHERE stack_id=");
+        hq_param(&h, "");
+        hq_cat(&h, ")");
+        pgp_s(&h.p, q->stack_id);
+    }
     hq_finish(&h, q, &full);
     void *items = NULL;
     int rc = hq_run(st, &full, read_log, sizeof(*out->items), &items, &out->len,

@@ -30,6 +30,9 @@
 #define PG_MIGRATE_LOCK 0x6b6f6e74656e61LL
 /* pg_advisory_xact_lock key serialising deploy_queue and deploy_claim */
 #define PG_DEPLOY_LOCK 0x6b6f6e74656e62LL
+/* pg_advisory_xact_lock key serialising stack_deploy_queue and
+ * stack_deploy_claim (store_pg_stacks.c) */
+#define PG_STACK_DEPLOY_LOCK 0x6b6f6e74656e73LL
 /* The NOTIFY channel every master listens on; our own channel names
  * travel inside the payload. */
 #define PG_FEED_CHANNEL "kontena_feed"
@@ -295,6 +298,47 @@ int pgd_events_append(struct store *st, const struct store_event *v, size_t n);
 int pgd_events_read(struct store *st, const struct store_log_query *q,
                     struct store_event_list *out);
 int pgd_history_trim(struct store *st, int64_t max_logs, int64_t max_events);
+/* The service deploy row reader, for the stack deploy view: "SELECT "
+ * PGD_DEPLOY_COLS " FROM grid_service_deploys ...". */
+void pgd_read_deploy(const PGresult *r, int i, void *item);
+#define PGD_DEPLOY_COLS                                                        \
+    "id, service_id, stack_deploy_id, state, reason, force, "                  \
+    "instance_deploys, claimed_by, lease_until, created_at, queued_at, "       \
+    "started_at, finished_at"
+
+/* ==== store_pg_stacks.c ==== */
+
+int pgk_stack_create(struct store *st, const struct store_stack *k,
+                     const struct store_stack_revision *r,
+                     const struct store_service *svcs, size_t n);
+int pgk_stack_get(struct store *st, const char *grid_id, const char *name,
+                  struct store_stack *out, struct store_stack_revision *rev);
+int pgk_stack_get_by_id(struct store *st, const char *id,
+                        struct store_stack *out,
+                        struct store_stack_revision *rev);
+int pgk_stack_list(struct store *st, const char *grid_id,
+                   struct store_stack_list *out);
+int pgk_stack_revision_get(struct store *st, const char *stack_id,
+                           int64_t revision, struct store_stack_revision *out);
+int pgk_stack_revise(struct store *st, const char *stack_id, int64_t expect,
+                     const struct store_stack_revision *r,
+                     const struct store_service *svcs, size_t n);
+int pgk_stack_update(struct store *st, const struct store_stack *k);
+int pgk_stack_delete(struct store *st, const char *id);
+int pgk_stack_deploy_queue(struct store *st, const struct store_stack_deploy *d,
+                           struct store_stack_deploy *out);
+int pgk_stack_deploy_get(struct store *st, const char *id,
+                         struct store_stack_deploy *out);
+int pgk_stack_deploy_claim(struct store *st, const char *holder, int64_t now,
+                           int64_t lease_ms, struct store_stack_deploy *out);
+int pgk_stack_deploy_update(struct store *st,
+                            const struct store_stack_deploy *d);
+int pgk_stack_deploy_list(struct store *st, const char *grid_id,
+                          const char *stack_id, bool open_only, int limit,
+                          struct store_stack_deploy_list *out);
+int pgk_stack_deploy_services(struct store *st, const char *stack_deploy_id,
+                              struct store_deploy_list *out);
+int pgk_stack_deploys_prune(struct store *st, int keep, int *deleted);
 
 /* ==== store_pg_secrets.c ==== */
 

@@ -197,7 +197,39 @@ const struct pg_migration pg_migrations[] = {
      " name TEXT NOT NULL, value TEXT NOT NULL,"
      " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
      " CONSTRAINT grid_secrets_grid_id_name_key UNIQUE(grid_id, name));"},
-    /* 6 (stacks) comes from another branch: insert it here, in order. */
+    {6,
+     /* Stacks on the master (see SQLite's 6): labels, parent, newest
+      * revision and removing flag on the stack; immutable revisions;
+      * stack jobs claimed with a lease. "seq" stands in for SQLite's
+      * rowid in the jobs' order. */
+     "ALTER TABLE stacks ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE stacks ADD COLUMN parent_name TEXT;"
+     "ALTER TABLE stacks ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE stacks ADD COLUMN removing BOOLEAN NOT NULL DEFAULT false;"
+     "CREATE INDEX stacks_parent ON stacks(grid_id, parent_name);"
+     "CREATE TABLE stack_revisions(id TEXT PRIMARY KEY,"
+     " stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+     " revision BIGINT NOT NULL, stack TEXT, version TEXT, registry TEXT,"
+     " source TEXT, expose TEXT, variables TEXT NOT NULL DEFAULT '{}',"
+     " services TEXT NOT NULL DEFAULT '[]',"
+     " volumes TEXT NOT NULL DEFAULT '[]',"
+     " metadata TEXT NOT NULL DEFAULT '{}', created_at BIGINT NOT NULL,"
+     " CONSTRAINT stack_revisions_stack_id_revision_key"
+     " UNIQUE(stack_id, revision));"
+     "CREATE TABLE stack_deploys(id TEXT PRIMARY KEY,"
+     " seq BIGINT GENERATED ALWAYS AS IDENTITY,"
+     " stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+     " action TEXT NOT NULL DEFAULT 'deploy',"
+     " revision BIGINT NOT NULL DEFAULT 0,"
+     " state TEXT NOT NULL DEFAULT 'created', reason TEXT,"
+     " service_deploys TEXT NOT NULL DEFAULT '[]',"
+     " claimed_by TEXT, lease_until BIGINT NOT NULL DEFAULT 0,"
+     " created_at BIGINT NOT NULL, started_at BIGINT NOT NULL DEFAULT 0,"
+     " finished_at BIGINT NOT NULL DEFAULT 0);"
+     "CREATE INDEX stack_deploys_stack ON stack_deploys(stack_id, created_at);"
+     "CREATE INDEX stack_deploys_state ON stack_deploys(state, created_at);"
+     "CREATE INDEX grid_service_deploys_stack_deploy"
+     " ON grid_service_deploys(stack_deploy_id);"},
     {7,
      /* External registries (password sealed by the master) and the audit
       * log. Audit rows keep the grid's id and name without a foreign key:

@@ -6,8 +6,10 @@ and a subset of test_api.py (login, bootstrap code, tokens, users and grid
 isolation, grids, durability), test_protocol.py (agents connecting,
 close codes, superseding connections, node REST routes, pod reports
 completing a deploy), test_vault.py's TestVault (secrets, rekey, nothing
-in plaintext at rest) and test_audit_registries.py (registries, pull
-credentials, audit log, retention) run unchanged against it. Then two masters on one database, as in HA: what one writes
+in plaintext at rest), test_audit_registries.py (registries, pull
+credentials, audit log, retention) and test_stacks_api.py's TestStacksApi
+(stacks, revisions, stack deploys and removals, logs and events) run
+unchanged against it. Then two masters on one database, as in HA: what one writes
 the other serves, and a node removed through one master closes the agent
 socket the other one holds (the store's change feed, LISTEN/NOTIFY).
 
@@ -27,6 +29,7 @@ import test_api  # noqa: E402
 import test_audit_registries  # noqa: E402
 import test_protocol  # noqa: E402
 import test_vault  # noqa: E402
+import test_stacks_api  # noqa: E402
 import wsproto as ws  # noqa: E402
 
 PG_URL = None
@@ -141,6 +144,9 @@ class TestAuditLogPg(test_audit_registries.TestAuditLog):
 
 
 class TestRetentionPg(test_audit_registries.TestRetention):
+# ---- test_stacks_api.py on PostgreSQL (the API alone, no nodes)
+
+class TestStacksApiPg(test_stacks_api.TestStacksApi):
     pass
 
 

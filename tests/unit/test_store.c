@@ -82,8 +82,12 @@ static void test_open_migrates(void **state)
     assert_true(v >= 1);
     assert_int_equal(f->st->ops->ping(f->st), 0);
     assert_string_equal(store_ops_of(f->st)->name, testdb_backend());
-    /* one schema_migrations row per version */
-    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) FROM "
+    /* one schema_migrations row per version (numbers may have gaps:
+     * branches take theirs ahead), the newest one v */
+    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) - COUNT(DISTINCT "
+                                          "version) FROM schema_migrations"),
+                     0);
+    assert_int_equal(testdb_count(&f->db, "SELECT MAX(version) FROM "
                                           "schema_migrations"),
                      v);
     if (f->db.pg)

@@ -1,6 +1,6 @@
 /* Two stores on one database, as two masters share one in HA: races on
- * the HA primitives resolve as store.h documents (exactly one winner),
- * and the change feed reaches every store, the publisher included.
+ * the HA primitives and on stacks and stack jobs resolve as store.h
+ * documents (exactly one winner, nothing lost), and the change feed reaches every store, the publisher included.
  *
  * Runs against SQLite (two handles on one file) by default and against
  * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh); the
@@ -264,6 +264,243 @@ static void test_deploy_claim_race(void **state)
     assert_int_equal(winners(r, CP_ENOTFOUND), 0);
 }
 
+/* ==== Stacks ==== */
+
+static char race_stack[STORE_ID_LEN + 1];
+
+/* Creates stack name (revision 1) with services svcs[0..n). */
+static void make_stack(struct store *st, const char *grid, const char *name,
+                       const char *const *svcs, size_t n,
+                       char id[STORE_ID_LEN + 1])
+{
+    struct store_stack k = {.name = (char *)(uintptr_t)name, .revision = 1};
+    store_new_id(k.id);
+    memcpy(k.grid_id, grid, STORE_ID_LEN + 1);
+    struct store_stack_revision r = {.revision = 1};
+    struct store_service v[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        store_new_id(v[i].id);
+        v[i].name = (char *)(uintptr_t)svcs[i];
+    }
+    assert_int_equal(ST_CALL(st, stack_create, &k, &r, v, n), 0);
+    memcpy(id, k.id, STORE_ID_LEN + 1);
+}
+
+static int stack_create_racer(struct racer *r)
+{
+    struct store_stack k = {.name = (char *)(uintptr_t) "same", .revision = 1};
+    store_new_id(k.id);
+    memcpy(k.grid_id, r->f->grid, STORE_ID_LEN + 1);
+    struct store_stack_revision rev = {.revision = 1};
+    struct store_service v = {.name = (char *)(uintptr_t) "web"};
+    store_new_id(v.id);
+    return ST_CALL(r->st, stack_create, &k, &rev, &v, 1);
+}
+
+static int stack_revise_racer(struct racer *r)
+{
+    char svc[16];
+    snprintf(svc, sizeof(svc), "s%d", r->index);
+    struct store_stack_revision rev = {.revision = 2};
+    struct store_service v = {.name = svc};
+    store_new_id(v.id);
+    return ST_CALL(r->st, stack_revise, race_stack, 1, &rev, &v, 1);
+}
+
+/* A stack is created once; one revision wins, and only its service is
+ * added. */
+static void test_stack_create_revise_race(void **state)
+{
+    struct fixture *f = *state;
+    struct racer r[RACERS];
+    race(f, stack_create_racer, r);
+    assert_int_equal(winners(r, CP_ECONFLICT), 1);
+    struct store_stack k = {0};
+    assert_int_equal(ST_CALL(f->st[0], stack_get, f->grid, "same", &k, NULL),
+                     0);
+    memcpy(race_stack, k.id, sizeof(race_stack));
+    store_stack_release(&k);
+
+    race(f, stack_revise_racer, r);
+    assert_int_equal(winners(r, CP_ECONFLICT), 1);
+    int w = 0;
+    while (r[w].rc != 0)
+        w++;
+    assert_int_equal(ST_CALL(f->st[1], stack_get_by_id, race_stack, &k, NULL),
+                     0);
+    assert_int_equal(k.revision, 2);
+    store_stack_release(&k);
+    struct store_service_list l = {0};
+    assert_int_equal(ST_CALL(f->st[0], service_list, f->grid, "same", &l), 0);
+    assert_int_equal(l.len, 2);
+    char want[16];
+    snprintf(want, sizeof(want), "s%d", w);
+    assert_string_equal(l.items[0].name, want);
+    assert_string_equal(l.items[1].name, "web");
+    store_service_list_release(&l);
+}
+
+/* Half the racers add a service to the stack, half delete the stack:
+ * either the stack goes and no service was added, or it stays with every
+ * service added; a service is never taken along by the delete. */
+static int stack_delete_racer(struct racer *r)
+{
+    if (r->index % 2 == 0)
+        return ST_CALL(r->st, stack_delete, race_stack);
+    struct store_service v = {0};
+    store_new_id(v.id);
+    memcpy(v.grid_id, r->f->grid, STORE_ID_LEN + 1);
+    memcpy(v.stack_id, race_stack, STORE_ID_LEN + 1);
+    snprintf(r->text, sizeof(r->text), "s%d", r->index);
+    v.name = r->text;
+    return ST_CALL(r->st, service_create, &v);
+}
+
+static void test_stack_delete_race(void **state)
+{
+    struct fixture *f = *state;
+    struct racer r[RACERS];
+    for (int round = 0; round < 5; round++) {
+        char name[16];
+        snprintf(name, sizeof(name), "del%d", round);
+        make_stack(f->st[0], f->grid, name, NULL, 0, race_stack);
+        race(f, stack_delete_racer, r);
+        int deleted = 0, added = 0;
+        for (int i = 0; i < RACERS; i++) {
+            if (i % 2 == 0) {
+                if (r[i].rc == 0)
+                    deleted++;
+                else
+                    assert_true(r[i].rc == CP_ECONFLICT ||
+                                r[i].rc == CP_ENOTFOUND);
+            } else if (r[i].rc == 0) {
+                added++;
+            } else {
+                assert_int_equal(r[i].rc, CP_ENOTFOUND);
+            }
+        }
+        assert_true(deleted <= 1);
+        struct store_stack k = {0};
+        int got = ST_CALL(f->st[1], stack_get, f->grid, name, &k, NULL);
+        store_stack_release(&k);
+        struct store_service_list l = {0};
+        assert_int_equal(ST_CALL(f->st[1], service_list, f->grid, name, &l), 0);
+        if (deleted == 1) {
+            assert_int_equal(got, CP_ENOTFOUND);
+            assert_int_equal(added, 0);
+            assert_int_equal(l.len, 0);
+        } else {
+            assert_int_equal(got, 0);
+            assert_int_equal(l.len, (size_t)added);
+        }
+        store_service_list_release(&l);
+    }
+}
+
+static int stack_queue_racer(struct racer *r)
+{
+    struct store_stack_deploy d = {0}, out = {0};
+    store_new_id(d.id);
+    memcpy(d.stack_id, race_stack, STORE_ID_LEN + 1);
+    d.action = (char *)(uintptr_t)(r->index % 2 ? "remove" : "deploy");
+    int rc = ST_CALL(r->st, stack_deploy_queue, &d, &out);
+    snprintf(r->text, sizeof(r->text), "%s", out.id);
+    store_stack_deploy_release(&out);
+    return rc;
+}
+
+static int64_t job_now;
+
+static int stack_claim_racer(struct racer *r)
+{
+    char holder[16];
+    snprintf(holder, sizeof(holder), "m%d", r->index);
+    struct store_stack_deploy d = {0};
+    int rc = ST_CALL(r->st, stack_deploy_claim, holder, job_now, 60000, &d);
+    if (rc == 0)
+        snprintf(r->text, sizeof(r->text), "%s %s", d.id, d.stack_id);
+    store_stack_deploy_release(&d);
+    return rc;
+}
+
+/* Asserts that no two winners claimed jobs of the same stack. */
+static void claims_distinct(const struct racer *r)
+{
+    for (int i = 0; i < RACERS; i++)
+        for (int j = i + 1; j < RACERS; j++)
+            if (r[i].rc == 0 && r[j].rc == 0)
+                assert_string_not_equal(strchr(r[i].text, ' '),
+                                        strchr(r[j].text, ' '));
+}
+
+/* Stack jobs queued from both stores at once coalesce into one per
+ * action; claims give each stack at most one ongoing job, and an expired
+ * one to exactly one taker, whose writes then fence the others out. */
+static void test_stack_jobs_race(void **state)
+{
+    struct fixture *f = *state;
+    const char *one[] = {"x"};
+    char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1];
+    make_stack(f->st[0], f->grid, "a", one, 1, a);
+    make_stack(f->st[1], f->grid, "b", one, 1, b);
+    struct racer r[RACERS];
+    memcpy(race_stack, a, sizeof(race_stack));
+    race(f, stack_queue_racer, r);
+    assert_int_equal(winners(r, -1), RACERS);
+    for (int i = 2; i < RACERS; i++)
+        assert_string_equal(r[i].text, r[i % 2].text);
+    assert_string_not_equal(r[0].text, r[1].text);
+    memcpy(race_stack, b, sizeof(race_stack));
+    race(f, stack_queue_racer, r);
+    struct store_stack_deploy_list l = {0};
+    assert_int_equal(
+        ST_CALL(f->st[0], stack_deploy_list, f->grid, NULL, true, 0, &l), 0);
+    assert_int_equal(l.len, 4); /* deploy and remove of a and b */
+    store_stack_deploy_list_release(&l);
+
+    /* four jobs on two stacks: two winners, on different stacks */
+    job_now = 10000;
+    race(f, stack_claim_racer, r);
+    assert_int_equal(winners(r, CP_ENOTFOUND), 2);
+    claims_distinct(r);
+    char first[RACERS][64];
+    int w = 0;
+    for (int i = 0; i < RACERS; i++)
+        if (r[i].rc == 0)
+            snprintf(first[w++], sizeof(first[0]), "%s", r[i].text);
+
+    /* both leases expire: each job is taken over by exactly one */
+    job_now = 10000 + 60001;
+    race(f, stack_claim_racer, r);
+    assert_int_equal(winners(r, CP_ENOTFOUND), 2);
+    claims_distinct(r);
+    int taker = -1;
+    for (int i = 0; i < RACERS; i++) {
+        if (r[i].rc != 0)
+            continue;
+        assert_true(strcmp(r[i].text, first[0]) == 0 ||
+                    strcmp(r[i].text, first[1]) == 0);
+        taker = i;
+    }
+    /* the taker writes its job; any other holder is fenced out */
+    char id[STORE_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%.*s", STORE_ID_LEN, r[taker].text);
+    for (int i = 0; i < RACERS; i++) {
+        struct store_stack_deploy d = {0};
+        assert_int_equal(ST_CALL(f->st[i % 2], stack_deploy_get, id, &d), 0);
+        cp_free(d.claimed_by);
+        char holder[16];
+        snprintf(holder, sizeof(holder), "m%d", i);
+        d.claimed_by = cp_strdup(holder);
+        cp_free(d.state);
+        d.state = cp_strdup("success");
+        d.finished_at = job_now;
+        assert_int_equal(ST_CALL(f->st[i % 2], stack_deploy_update, &d),
+                         i == taker ? 0 : CP_ECONFLICT);
+        store_stack_deploy_release(&d);
+    }
+}
+
 /* ==== Node connections ==== */
 
 static char plug_node[STORE_ID_LEN + 1];
@@ -484,6 +721,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_claim_race, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_stack_create_revise_race, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stack_delete_race, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stack_jobs_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_plug_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_create_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grid_create_race, setup, teardown),

@@ -1,9 +1,11 @@
-/* Unit tests of the SQLite store's stack operations (spec 5.5): stacks
- * with revisions and services written at once, revisions guarded by
+/* Unit tests of the store's stack operations (spec 5.5): stacks with
+ * revisions and services written at once, revisions guarded by
  * compare-and-set, labels, removal; stack jobs (queue with coalescing,
  * claims one per stack, take-over after the lease, fencing, pruning);
  * the service deploys of a stack deploy; log lines by stack. Each test
- * runs on a fresh temporary data directory.
+ * runs against a fresh database: SQLite in a temporary data directory,
+ * or PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh; see
+ * store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +18,8 @@
 #include "../../src/common/json.h"
 #include "../../src/common/util.h"
 #include "../../src/master/store.h"
+#include "store_testdb.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,27 +28,17 @@
 #define S(lit) ((char *)(uintptr_t)(lit))
 
 struct fixture {
-    char dir[64];
+    struct testdb db;
     struct store *st;
     char grid[STORE_ID_LEN + 1];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = cp_calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store_stk.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    testdb_make(&f->db, NULL);
     char err[256] = "";
-    if (store_open(f->dir, &f->st, err, sizeof(err)) != 0)
+    if (store_open(f->db.url, &f->st, err, sizeof(err)) != 0)
         fail_msg("store_open: %s", err);
     struct store_grid g = {0};
     store_new_id(g.id);
@@ -63,7 +55,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdb_drop(&f->db);
     cp_free(f);
     return 0;
 }
