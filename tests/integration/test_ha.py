@@ -455,6 +455,10 @@ class TestHA(unittest.TestCase):
         finally:
             a.start()
         self.wait_online(N2, 60)
+        # The dead master comes back as a follower: no leadership hop.
+        m.start(port=m.port)
+        again, again_st = self.leader()
+        self.assertEqual(again_st["id"], new_st["id"])
 
     def test_04_non_leader_killed(self):
         lead, _ = self.leader()
