@@ -11,11 +11,11 @@
 #include <string.h>
 
 /* Offline within a minute of a master's death: its nodes at the first
- * sweep after its liveness lease runs out (TTL, 10 s), other silent
- * nodes 50 s after their last pong was written (pings every 30 s,
- * written every 10 s). */
+ * sweep after its liveness lease runs out (TTL, 10 s). Other nodes count
+ * as silent once their last pong is older than a ping interval, the pong
+ * timeout, the 10 s write batching and 10 s of slack (55 s by default). */
 #define SWEEP_EVERY_MS 5000
-#define STALE_AFTER_MS 50000
+#define STALE_SLACK_MS 20000
 #define EXPIRE_EVERY_MS 600000
 
 struct job {
@@ -35,7 +35,11 @@ static void sweep_work(void *ctx)
     int64_t now = cp_now_ms();
     /* On the first run of a single-master store nothing but this process
      * can hold a socket: every other "connected" row is stale. */
-    int64_t before = j->first ? now + 1 : now - STALE_AFTER_MS;
+    int64_t stale = (int64_t)(j->m->cfg.ping_interval +
+                              j->m->cfg.websocket_timeout) *
+                        1000 +
+                    STALE_SLACK_MS;
+    int64_t before = j->first ? now + 1 : now - stale;
     struct store_fence fence = leader_fence(j->m);
     j->rc = ST_CALL(j->m->store, nodes_sweep, before, now, j->m->master_id,
                     &fence, &j->count);
