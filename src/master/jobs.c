@@ -79,7 +79,7 @@ static void job_done(void *ctx)
 static void on_timer(uv_timer_t *t)
 {
     struct job *j = t->data;
-    /* Both jobs are leader-only (spec 6). */
+    /* Every job here is leader-only (spec 6). */
     if (j->running || !leader_is(j->m))
         return;
     j->running = true;
