@@ -205,6 +205,9 @@ class TestDeployFiles(unittest.TestCase):
         pkgs = set(m.group(1).replace("\\", " ").split())
         cp = subprocess.run(["ldd", kh.MASTER_BIN], stdout=subprocess.PIPE,
                             universal_newlines=True, timeout=30, check=True)
+        if "libasan" in cp.stdout:
+            self.skipTest("a sanitizer build links its runtime's libraries; the "
+                          "Dockerfile's build has none (the plain suite checks this)")
         missing = []
         for line in cp.stdout.splitlines():
             mm = re.search(r"=> (/\S+)", line)
