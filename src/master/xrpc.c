@@ -12,6 +12,7 @@
 #include "../common/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -299,6 +300,13 @@ void xrpc_on_reply(struct master *m, const json_t *msg)
                  cp_json_str(msg, "req_id"));
 }
 
+static atomic_int calls_in_flight;
+
+static int call(struct master *m, const char *node_row_id,
+                const char *node_name, const char *method,
+                const json_t *params, int timeout_ms, json_t **result,
+                char **error);
+
 int xrpc_call(struct master *m, const char *node_row_id,
               const char *node_name, bool node_connected, const char *method,
               const json_t *params, int timeout_ms, json_t **result,
@@ -312,6 +320,25 @@ int xrpc_call(struct master *m, const char *node_row_id,
         return 503;
     }
     pthread_once(&table_once, table_setup);
+    /* Each call holds an API worker while it waits: at most half of the
+     * pool waits on agents, so the API keeps answering. */
+    int limit = m->cfg.threads / 2 > 0 ? m->cfg.threads / 2 : 1;
+    if (atomic_fetch_add(&calls_in_flight, 1) >= limit) {
+        atomic_fetch_sub(&calls_in_flight, 1);
+        *error = cp_strdup("too many agent calls in flight, try again");
+        return 503;
+    }
+    int status = call(m, node_row_id, node_name, method, params, timeout_ms,
+                      result, error);
+    atomic_fetch_sub(&calls_in_flight, 1);
+    return status;
+}
+
+static int call(struct master *m, const char *node_row_id,
+                const char *node_name, const char *method,
+                const json_t *params, int timeout_ms, json_t **result,
+                char **error)
+{
     char req_id[XRPC_ID_LEN + 1];
     cp_random_hex(req_id, XRPC_ID_LEN / 2);
     int slot = xrpc_table_register(&table, req_id);

@@ -63,7 +63,8 @@ void xrpc_stop(struct master *m);
  * for messages) wherever it is connected, waiting at most timeout_ms.
  * Returns 0 with *result (new reference), or an HTTP status with *error
  * a message (new string, caller frees): 503 the node is not connected to
- * any master (node_connected false) or too many calls in flight, 504 no
+ * any master (node_connected false) or too many calls in flight (at most
+ * half of KONTENA_THREADS wait at once), 504 no
  * master answered in time, else the agent's error code (4xx/5xx) and
  * message. params (an array) is borrowed. */
 int xrpc_call(struct master *m, const char *node_row_id,
