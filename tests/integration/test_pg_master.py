@@ -144,6 +144,9 @@ class TestAuditLogPg(test_audit_registries.TestAuditLog):
 
 
 class TestRetentionPg(test_audit_registries.TestRetention):
+    pass
+
+
 # ---- test_stacks_api.py on PostgreSQL (the API alone, no nodes)
 
 class TestStacksApiPg(test_stacks_api.TestStacksApi):
