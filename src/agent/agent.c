@@ -63,8 +63,8 @@ struct agent {
      * go out only on the connection (conn_gen) the request came on. */
     struct inspector *inspector;
     uint64_t conn_gen;
-    uint32_t cur_id;   /* the request being dispatched */
-    bool is_deferred;  /* its handler answers later */
+    uint32_t cur_id;  /* the request being dispatched */
+    bool is_deferred; /* its handler answers later */
     uint64_t update_gen;
     bool is_update_waiting;
 

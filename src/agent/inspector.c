@@ -50,8 +50,7 @@ bool inspector_valid_target(const char *s)
                      "0123456789_.-") == n;
 }
 
-json_t *inspector_check(const json_t *ins, const char *grid,
-                        const char *target)
+json_t *inspector_check(const json_t *ins, const char *grid, const char *target)
 {
     const json_t *labels =
         json_object_get(json_object_get(ins, "Config"), "Labels");
@@ -95,8 +94,8 @@ static void run(struct inspector *in, struct job *j)
 {
     char err[512] = "";
     json_t *ins = NULL;
-    int rc = engine_container_inspect(in->engine, j->target, &ins, err,
-                                      sizeof(err));
+    int rc =
+        engine_container_inspect(in->engine, j->target, &ins, err, sizeof(err));
     if (rc == CP_ENOTFOUND) {
         char msg[256];
         snprintf(msg, sizeof(msg), "no such container: %s", j->target);
@@ -104,8 +103,7 @@ static void run(struct inspector *in, struct job *j)
     } else if (rc != 0 || !json_is_object(ins)) {
         j->error = rpc_error(PROTO_ERR_INTERNAL,
                              err[0] != '\0' ? err : "bad engine answer");
-    } else if ((j->error = inspector_check(ins, j->grid, j->target)) ==
-               NULL) {
+    } else if ((j->error = inspector_check(ins, j->grid, j->target)) == NULL) {
         inspector_strip_secrets(ins);
         j->result = json_incref(ins);
     }

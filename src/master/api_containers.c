@@ -128,9 +128,9 @@ void api_container_inspect(struct api_req *req, struct api_res *res)
         ST_CALL(st, service_get_by_id, c.service_id, &s) != 0)
         store_service_release(&s); /* gone: the label names still apply */
     json_t *params = json_pack("[s]", saved ? c.container_id : req->params[2]);
-    int status = xrpc_call(req->m, n.id, n.name, n.connected,
-                           PROTO_M_CONTAINER_INSPECT, params,
-                           INSPECT_TIMEOUT_MS, &result, &error);
+    int status =
+        xrpc_call(req->m, n.id, n.name, n.connected, PROTO_M_CONTAINER_INSPECT,
+                  params, INSPECT_TIMEOUT_MS, &result, &error);
     json_decref(params);
     if (status != 0) {
         api_error(res, status, "%s", error);

@@ -227,8 +227,7 @@ struct serve {
     bool is_inspect;
 };
 
-static void on_agent_reply(void *ctx, const json_t *error,
-                           const json_t *result)
+static void on_agent_reply(void *ctx, const json_t *error, const json_t *result)
 {
     struct serve *s = ctx;
     struct xrpc *x = the_xrpc;
@@ -294,8 +293,7 @@ void xrpc_on_reply(struct master *m, const json_t *msg)
     if (json_is_null(error))
         error = NULL;
     json_t *result = json_object_get(msg, "result");
-    if (!xrpc_table_complete(&table, cp_json_str(msg, "req_id"), error,
-                             result))
+    if (!xrpc_table_complete(&table, cp_json_str(msg, "req_id"), error, result))
         cp_debug("xrpc: a reply for %s came after its caller gave up",
                  cp_json_str(msg, "req_id"));
 }
@@ -303,20 +301,18 @@ void xrpc_on_reply(struct master *m, const json_t *msg)
 static atomic_int calls_in_flight;
 
 static int call(struct master *m, const char *node_row_id,
-                const char *node_name, const char *method,
-                const json_t *params, int timeout_ms, json_t **result,
-                char **error);
+                const char *node_name, const char *method, const json_t *params,
+                int timeout_ms, json_t **result, char **error);
 
-int xrpc_call(struct master *m, const char *node_row_id,
-              const char *node_name, bool node_connected, const char *method,
-              const json_t *params, int timeout_ms, json_t **result,
-              char **error)
+int xrpc_call(struct master *m, const char *node_row_id, const char *node_name,
+              bool node_connected, const char *method, const json_t *params,
+              int timeout_ms, json_t **result, char **error)
 {
     *result = NULL;
     *error = NULL;
     if (!node_connected) {
-        *error = cp_asprintf("node %s is not connected to any master",
-                             node_name);
+        *error =
+            cp_asprintf("node %s is not connected to any master", node_name);
         return 503;
     }
     pthread_once(&table_once, table_setup);
@@ -335,9 +331,8 @@ int xrpc_call(struct master *m, const char *node_row_id,
 }
 
 static int call(struct master *m, const char *node_row_id,
-                const char *node_name, const char *method,
-                const json_t *params, int timeout_ms, json_t **result,
-                char **error)
+                const char *node_name, const char *method, const json_t *params,
+                int timeout_ms, json_t **result, char **error)
 {
     char req_id[XRPC_ID_LEN + 1];
     cp_random_hex(req_id, XRPC_ID_LEN / 2);
@@ -346,10 +341,10 @@ static int call(struct master *m, const char *node_row_id,
         *error = cp_strdup("too many agent calls in flight, try again");
         return 503;
     }
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:O,s:s,s:i}", "req_id", req_id,
-                            "node", node_row_id, "method", method, "params",
-                            params, "from", m->master_id, "timeout_ms",
-                            timeout_ms);
+    json_t *msg =
+        json_pack("{s:s,s:s,s:s,s:O,s:s,s:i}", "req_id", req_id, "node",
+                  node_row_id, "method", method, "params", params, "from",
+                  m->master_id, "timeout_ms", timeout_ms);
     char *text = cp_json_dump(msg);
     json_decref(msg);
     int rc = ST_CALL(m->store, feed_publish, "agents.request", text);
@@ -357,8 +352,8 @@ static int call(struct master *m, const char *node_row_id,
     json_t *err = NULL, *res = NULL;
     /* The agent gets timeout_ms; the caller waits a little longer so an
      * agent timeout comes back as the holder's answer, not ours. */
-    bool done = rc == 0 && xrpc_table_wait(&table, slot, timeout_ms + 500,
-                                           &err, &res);
+    bool done =
+        rc == 0 && xrpc_table_wait(&table, slot, timeout_ms + 500, &err, &res);
     if (rc != 0) {
         xrpc_table_wait(&table, slot, 0, &err, &res); /* frees the slot */
         json_decref(err);

@@ -67,10 +67,9 @@ void xrpc_stop(struct master *m);
  * half of KONTENA_THREADS wait at once), 504 no
  * master answered in time, else the agent's error code (4xx/5xx) and
  * message. params (an array) is borrowed. */
-int xrpc_call(struct master *m, const char *node_row_id,
-              const char *node_name, bool node_connected, const char *method,
-              const json_t *params, int timeout_ms, json_t **result,
-              char **error);
+int xrpc_call(struct master *m, const char *node_row_id, const char *node_name,
+              bool node_connected, const char *method, const json_t *params,
+              int timeout_ms, json_t **result, char **error);
 
 /* Feed delivery: "agents.request" on the loop (hands it to the local
  * session, if any), "agents.reply" on any thread. */

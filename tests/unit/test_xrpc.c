@@ -139,9 +139,9 @@ static void test_on_reply_addressed(void **state)
     json_t *res = NULL;
     char *err = NULL;
     json_t *params = json_pack("[s]", "c");
-    assert_int_equal(xrpc_call(&m, "row", "node-1", false, "/x", params, 1000,
-                               &res, &err),
-                     503);
+    assert_int_equal(
+        xrpc_call(&m, "row", "node-1", false, "/x", params, 1000, &res, &err),
+        503);
     assert_string_equal(err, "node node-1 is not connected to any master");
     assert_null(res);
     cp_free(err);
@@ -200,12 +200,10 @@ static void test_inspector_check(void **state)
 
 static void assert_env(const json_t *ins, const char *const *want, size_t n)
 {
-    const json_t *env =
-        json_object_get(json_object_get(ins, "Config"), "Env");
+    const json_t *env = json_object_get(json_object_get(ins, "Config"), "Env");
     assert_int_equal(json_array_size(env), n);
     for (size_t i = 0; i < n; i++)
-        assert_string_equal(json_string_value(json_array_get(env, i)),
-                            want[i]);
+        assert_string_equal(json_string_value(json_array_get(env, i)), want[i]);
     const json_t *labels =
         json_object_get(json_object_get(ins, "Config"), "Labels");
     assert_null(json_object_get(labels, "io.kontena.container.secrets_rev"));
