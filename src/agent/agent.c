@@ -6,6 +6,7 @@
 #include "agent.h"
 #include "collector.h"
 #include "facts.h"
+#include "inspector.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
@@ -58,6 +59,12 @@ struct agent {
     /* The node facts come from the collector thread: while this
      * connection waits for request update_gen, no update is armed. */
     struct collector *collector; /* started on the first open */
+    /* Live /containers/inspect: a thread started on first use. Answers
+     * go out only on the connection (conn_gen) the request came on. */
+    struct inspector *inspector;
+    uint64_t conn_gen;
+    uint32_t cur_id;  /* the request being dispatched */
+    bool is_deferred; /* its handler answers later */
     uint64_t update_gen;
     bool is_update_waiting;
 
@@ -369,10 +376,49 @@ static json_t *on_pods_restart(struct agent *a, const json_t *params,
     return NULL;
 }
 
+/* [container id or name]: the engine's inspect of one of this grid's
+ * containers, from the inspector thread (answered later, by
+ * deliver_inspects). */
+static json_t *on_container_inspect(struct agent *a, const json_t *params,
+                                    json_t **result)
+{
+    CP_UNUSED(result);
+    const char *target = json_string_value(json_array_get(params, 0));
+    if (a->cur_id == 0)
+        return rpc_error(400, "inspect is a request, not a notification");
+    if (!inspector_valid_target(target))
+        return rpc_error(400, "inspect needs [container id or name]");
+    const char *grid =
+        cp_json_str(json_object_get(a->node_info, "grid"), "name");
+    if (grid == NULL)
+        return rpc_error(PROTO_ERR_TIMEOUT,
+                         "the agent has no node info from the master yet");
+    if (a->inspector == NULL)
+        a->inspector =
+            inspector_new(a->cfg->docker_socket, a->io.wake, a->io.ctx);
+    if (!inspector_queue(a->inspector, a->cur_id, a->conn_gen, target, grid))
+        return rpc_error(PROTO_ERR_TIMEOUT, "too many inspects in progress");
+    a->is_deferred = true;
+    return NULL;
+}
+
+/* Sends the inspects the inspector thread finished (loop thread). */
+static void deliver_inspects(struct agent *a)
+{
+    struct inspector_answer ans;
+    while (a->inspector != NULL && inspector_take(a->inspector, &ans)) {
+        if (a->is_open && ans.conn_gen == a->conn_gen)
+            respond(a, ans.rpc_id, ans.error, ans.result);
+        json_decref(ans.error);
+        json_decref(ans.result);
+    }
+}
+
 static const struct {
     const char *method;
     handler_fn *fn;
 } handlers[] = {
+    {PROTO_M_CONTAINER_INSPECT, on_container_inspect},
     {PROTO_M_MASTER_INFO, on_master_info},
     {PROTO_M_NODE_INFO, on_node_info},
     {PROTO_M_PODS_NOTIFY, on_pods_notify},
@@ -404,10 +450,12 @@ static void dispatch(struct agent *a, const struct rpc_msg *m)
         return;
     }
     json_t *result = NULL;
+    a->cur_id = is_request ? m->id : 0;
+    a->is_deferred = false;
     json_t *err = fn(a, m->params, &result);
     if (err != NULL)
         cp_warn("rpc: %s: %s", m->method, cp_json_str(err, "message"));
-    if (is_request)
+    if (is_request && !a->is_deferred)
         respond(a, m->id, err, result);
     json_decref(err);
     json_decref(result);
@@ -528,6 +576,7 @@ static void send_stats(struct agent *a)
 void agent_on_open(struct agent *a, int64_t now_ms)
 {
     a->is_open = true;
+    a->conn_gen++;
     request_update(a);
     a->next_stats_ms = now_ms + (int64_t)a->cfg->stats_interval_s * 1000;
 }
@@ -555,6 +604,7 @@ void agent_tick(struct agent *a, int64_t now_ms)
         json_decref(err);
     }
     deliver_update(a, now_ms);
+    deliver_inspects(a);
     if (!a->is_open)
         return;
     if (a->next_update_ms != 0 && now_ms >= a->next_update_ms)
@@ -584,6 +634,8 @@ void agent_stop(struct agent *a)
 {
     collector_free(a->collector);
     a->collector = NULL;
+    inspector_free(a->inspector);
+    a->inspector = NULL;
     a->is_update_waiting = false;
 }
 

@@ -58,6 +58,11 @@ void agent_state_report_release(struct agent_state_report *r);
 void agent_calls_pods_event(struct agent_call *c);
 void agent_calls_pods_mark_oneshot_hook(struct agent_call *c);
 void agent_calls_containers_save(struct agent_call *c);
+/* Removes from a docker inspect object (in place) the Config.Env entries
+ * of secrets and certificates (names from the service spec, NULL: none,
+ * and from the container's secret_env label) and the secrets digest
+ * label: what /containers/save keeps out of the stored data. */
+void agent_calls_strip_secret_env(json_t *ins, const json_t *spec);
 void agent_calls_containers_event(struct agent_call *c);
 void agent_calls_containers_cleanup(struct agent_call *c);
 void agent_calls_containers_log_batch(struct agent_call *c);

@@ -698,6 +698,21 @@ static bool is_secret_env(const char *kv, const json_t *spec,
     return false;
 }
 
+void agent_calls_strip_secret_env(json_t *ins, const json_t *spec)
+{
+    json_t *cfg = json_object_get(ins, "Config");
+    json_t *labels = json_object_get(cfg, "Labels");
+    const char *secret_names = cp_json_str(labels, LABEL_SECRET_ENV);
+    json_t *env = json_object_get(cfg, "Env");
+    for (size_t i = json_array_size(env); i-- > 0;) {
+        const json_t *e = json_array_get(env, i);
+        if (!json_is_string(e) ||
+            is_secret_env(json_string_value(e), spec, secret_names))
+            json_array_remove(env, i);
+    }
+    json_object_del(labels, LABEL_SECRETS_REV);
+}
+
 /* The part of docker inspect that the API shows (spec 3.2 "Container
  * JSON"), without the env entries of secrets (names and values: spec 7)
  * and without the secrets digest label. */

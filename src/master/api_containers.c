@@ -2,16 +2,18 @@
  * agents report with /containers/save. The list is three queries whatever
  * its length (issue #2234): containers, nodes, services.
  *
- * GET .../inspect answers with the inspect data stored at the last
- * /containers/save (reduced, secrets stripped), not a live
- * /containers/inspect RPC to the agent: that call needs a request to the
- * master that holds the node's socket, which comes with the HA work.
+ * GET .../inspect is a live /containers/inspect call to the node's agent,
+ * through whichever master holds its socket (xrpc.h); when the agent
+ * cannot be reached it is a 503/504 with the reason, never stale data.
  * SPDX-License-Identifier: Apache-2.0 */
 #include "api.h"
+#include "agent_calls.h"
 #include "service_model.h"
+#include "xrpc.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/json.h"
+#include "../common/proto.h"
 #include "../common/util.h"
 
 #include <string.h>
@@ -98,12 +100,52 @@ out:
     store_node_release(&n);
 }
 
+#define INSPECT_TIMEOUT_MS 10000
+
 void api_container_inspect(struct api_req *req, struct api_res *res)
 {
     struct store_node n = {0};
     struct store_container c = {0};
-    if (load(req, res, &n, &c) == 0)
-        api_json(res, 200, c.info ? json_incref(c.info) : json_object());
+    struct store_service s = {0};
+    json_t *result = NULL;
+    char *error = NULL;
+    struct store *st = req->m->store;
+    int rc = ST_CALL(st, node_find, req->grid.id, req->params[1], &n);
+    if (rc != 0) {
+        api_store_error(res, rc);
+        goto out;
+    }
+    /* A container the agent has saved is asked for by its engine id (and
+     * its service's secrets are known); any other name goes to the agent
+     * as is, which answers 404, or 403 for a container not of this grid. */
+    rc = ST_CALL(st, container_get, req->grid.id, n.id, req->params[2], &c);
+    if (rc != 0 && rc != CP_ENOTFOUND) {
+        api_store_error(res, rc);
+        goto out;
+    }
+    bool saved = rc == 0 && c.container_id != NULL;
+    if (saved && c.service_id[0] != '\0' &&
+        ST_CALL(st, service_get_by_id, c.service_id, &s) != 0)
+        store_service_release(&s); /* gone: the label names still apply */
+    json_t *params = json_pack("[s]", saved ? c.container_id : req->params[2]);
+    int status =
+        xrpc_call(req->m, n.id, n.name, n.connected, PROTO_M_CONTAINER_INSPECT,
+                  params, INSPECT_TIMEOUT_MS, &result, &error);
+    json_decref(params);
+    if (status != 0) {
+        api_error(res, status, "%s", error);
+        goto out;
+    }
+    if (!json_is_object(result)) {
+        api_error(res, 502, "the agent answered inspect without an object");
+        goto out;
+    }
+    agent_calls_strip_secret_env(result, s.spec);
+    api_json(res, 200, json_incref(result));
+out:
+    json_decref(result);
+    cp_free(error);
+    store_service_release(&s);
     store_container_release(&c);
     store_node_release(&n);
 }

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 #include "feed.h"
 #include "agents.h"
+#include "xrpc.h"
 #include "../common/alloc.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -35,6 +36,14 @@ static void on_feed(void *ctx, const char *channel, const char *payload)
     if (strncmp(channel, "agents.", 7) != 0 &&
         strncmp(channel, "deploys.", 8) != 0)
         return;
+    if (strcmp(channel, "agents.reply") == 0) {
+        /* Wakes a worker thread waiting in xrpc_call: no loop hop. */
+        json_t *p = cp_json_parse(payload, strlen(payload), NULL, 0);
+        if (p != NULL)
+            xrpc_on_reply(f->m, p);
+        json_decref(p);
+        return;
+    }
     struct item *it = cp_calloc(1, sizeof(*it));
     it->channel = cp_strdup(channel);
     it->payload = cp_strdup(payload);
@@ -84,6 +93,8 @@ static void deliver(struct feed *f, const struct item *it)
         json_t *params = json_object_get(p, "params");
         if (method != NULL && json_is_array(params))
             agents_notify(a, node, method, json_incref(params));
+    } else if (strcmp(it->channel, "agents.request") == 0) {
+        xrpc_on_request(f->m, p);
     } else if (strcmp(it->channel, "agents.node_info") == 0) {
         const char *grid = cp_json_str(p, "grid");
         if (grid != NULL)
@@ -117,6 +128,7 @@ int feed_start(struct master *m)
     pthread_mutex_init(&f->lock, NULL);
     uv_async_init(m->loop, &f->async, on_async);
     f->async.data = f;
+    xrpc_start(m);
     f->sub = ST_CALL(m->store, feed_subscribe, on_feed, f);
     if (f->sub <= 0) {
         cp_error("feed: cannot subscribe to the store feed");
@@ -140,6 +152,7 @@ void feed_stop(struct master *m)
     if (f == NULL)
         return;
     m->store->ops->feed_unsubscribe(m->store, f->sub);
+    xrpc_stop(m);
     the_feed = NULL;
     uv_close((uv_handle_t *)&f->async, on_closed);
 }

@@ -8,6 +8,9 @@
  *   agents.node_info {"grid": grid id, "node": row id or absent}
  *   agents.notify    {"node": row id, "method": "...", "params": [...]}
  *   deploys.queued   {"service": service id}   (wakes the deployer)
+ *   agents.request   {"req_id", "node", "method", "params", "from",
+ *                     "timeout_ms"}   (xrpc.h: a request with a reply)
+ *   agents.reply     {"req_id", "to": master id, "error", "result"}
  * SPDX-License-Identifier: Apache-2.0 */
 #ifndef CP_FEED_H
 #define CP_FEED_H
