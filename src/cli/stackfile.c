@@ -627,11 +627,13 @@ static bool is_uri(const char *s)
 
 /* Turns a candidate value v (taken) into the variable's type; NULL after
  * reporting at node at. */
+/* hide: the value is a secret (from the vault): errors never show it. */
 static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
-                      const struct sf_node *at, const char *what)
+                      const struct sf_node *at, const char *what, bool hide)
 {
     json_t *out = NULL;
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+#define SHOWN(text) (hide ? "(hidden: a vault secret)" : (text))
     switch (vd->type) {
     case VT_STRING:
     case VT_URI:
@@ -639,7 +641,7 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
         const char *t = json_text(c, v);
         if (vd->type == VT_URI && !is_uri(t)) {
             sf_err(c, at, vd->path, "%s '%s' is not a uri like https://host/",
-                   what, t);
+                   what, SHOWN(t));
             break;
         }
         if (vd->type == VT_ENUM) {
@@ -650,7 +652,7 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
                         strcmp(o->items[i]->text, t) == 0;
             if (!found) {
                 sf_err(c, at, vd->path, "%s '%s' is not one of the options",
-                       what, t);
+                       what, SHOWN(t));
                 break;
             }
         }
@@ -672,13 +674,19 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
         } else if (s == NULL ||
                    cp_parse_int(s, LLONG_MIN, LLONG_MAX, &i) != 0) {
             sf_err(c, at, vd->path, "%s '%s' is not a whole number", what,
-                   json_text(c, v));
+                   SHOWN(json_text(c, v)));
             break;
         }
         if ((vd->has_min && i < vd->min) || (vd->has_max && i > vd->max)) {
-            sf_err(c, at, vd->path, "%s %lld is out of range (%lld to %lld)",
-                   what, i, vd->has_min ? vd->min : LLONG_MIN,
-                   vd->has_max ? vd->max : LLONG_MAX);
+            if (hide)
+                sf_err(c, at, vd->path, "%s is out of range (%lld to %lld)",
+                       what, vd->has_min ? vd->min : LLONG_MIN,
+                       vd->has_max ? vd->max : LLONG_MAX);
+            else
+                sf_err(c, at, vd->path,
+                       "%s %lld is out of range (%lld to %lld)", what, i,
+                       vd->has_min ? vd->min : LLONG_MIN,
+                       vd->has_max ? vd->max : LLONG_MAX);
             break;
         }
         out = json_integer(i);
@@ -690,7 +698,7 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
             b = json_is_true(v);
         else if (s == NULL || !parse_bool_word(s, &b)) {
             sf_err(c, at, vd->path, "%s '%s' is not true or false", what,
-                   json_text(c, v));
+                   SHOWN(json_text(c, v)));
             break;
         }
         out = json_boolean(b);
@@ -700,6 +708,7 @@ static json_t *coerce(struct sf_ctx *c, const struct var_def *vd, json_t *v,
     json_decref(v);
     return out;
 }
+#undef SHOWN
 
 static char *random_string(size_t n)
 {
@@ -866,7 +875,9 @@ static bool var_def_read(struct sf_ctx *c, struct var_def *vd)
     else if (vd->type != VT_ENUM && vd->options != NULL)
         sf_err(c, vd->options, sf_path(c, vd->path, "options"),
                "only an enum has options");
-    for (size_t i = 0; vd->type == VT_ENUM && i < vd->options->n; i++)
+    bool options_ok = vd->options != NULL && vd->options->kind == SF_SEQ;
+    for (size_t i = 0; vd->type == VT_ENUM && options_ok && i < vd->options->n;
+         i++)
         if (vd->options->items[i]->kind != SF_SCALAR)
             sf_err(c, vd->options->items[i],
                    sf_path_i(c, sf_path(c, vd->path, "options"), i),
@@ -902,7 +913,7 @@ static void resolve_var(struct sf_ctx *c, const char *name,
     const json_t *ov =
         c->o->values != NULL ? json_object_get(c->o->values, name) : NULL;
     if (ov != NULL && !json_is_null(ov)) {
-        v = coerce(c, &vd, json_deep_copy(ov), key, "the given value");
+        v = coerce(c, &vd, json_deep_copy(ov), key, "the given value", false);
         is_err = v == NULL;
     }
     const struct sf_node *val = sf_get(n, "value");
@@ -910,7 +921,7 @@ static void resolve_var(struct sf_ctx *c, const char *name,
         json_t *j = sf_scalar_json(c, val, sf_path(c, path, "value"));
         is_err = j == NULL;
         if (j != NULL) {
-            v = coerce(c, &vd, j, val, "value");
+            v = coerce(c, &vd, j, val, "value", false);
             is_err = v == NULL;
         }
     }
@@ -923,7 +934,8 @@ static void resolve_var(struct sf_ctx *c, const char *name,
                                 : NULL;
         is_err = is_err || src == NULL;
         if (j != NULL) {
-            v = coerce(c, &vd, j, from, "the value from the source");
+            v = coerce(c, &vd, j, from, "the value from the source",
+                       var->is_secret);
             is_err = v == NULL;
         }
     }
@@ -933,7 +945,8 @@ static void resolve_var(struct sf_ctx *c, const char *name,
         json_t *j = from_source(c, &vd, from->keys[i]->text, from->items[i],
                                 &var->is_secret, &is_err);
         if (j != NULL) {
-            v = coerce(c, &vd, j, from->items[i], "the value from the source");
+            v = coerce(c, &vd, j, from->items[i],
+                       "the value from the source", var->is_secret);
             is_err = v == NULL;
         }
     }
@@ -943,7 +956,7 @@ static void resolve_var(struct sf_ctx *c, const char *name,
         is_err = j == NULL;
         if (j != NULL) {
             var->is_secret = false;
-            v = coerce(c, &vd, j, dflt, "default");
+            v = coerce(c, &vd, j, dflt, "default", false);
             is_err = v == NULL;
         }
     }

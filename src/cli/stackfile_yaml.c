@@ -36,12 +36,14 @@ void sf_node_free(struct sf_node *n)
 
 struct strset {
     const char **slot;
-    size_t cap; /* a power of two */
+    size_t cap; /* a power of two, at least twice len */
+    size_t len;
 };
 
 static void strset_init(struct strset *s, size_t n)
 {
     s->cap = 16;
+    s->len = 0;
     while (s->cap < n * 2)
         s->cap *= 2;
     s->slot = cp_calloc(s->cap, sizeof(*s->slot));
@@ -53,19 +55,43 @@ static void strset_release(struct strset *s)
     s->slot = NULL;
 }
 
-/* Adds k (borrowed); false when it was already there. */
-static bool strset_add(struct strset *s, const char *k)
+static size_t strset_hash(const char *k)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)k; *p != '\0'; p++)
         h = (h ^ *p) * 1099511628211ULL;
-    size_t i = (size_t)h & (s->cap - 1);
+    return (size_t)h;
+}
+
+/* Doubles the table (merge keys add more keys than the map had pairs). */
+static void strset_grow(struct strset *s)
+{
+    struct strset big = {cp_calloc(s->cap * 2, sizeof(*s->slot)),
+                         s->cap * 2, s->len};
+    for (size_t j = 0; j < s->cap; j++) {
+        if (s->slot[j] == NULL)
+            continue;
+        size_t i = strset_hash(s->slot[j]) & (big.cap - 1);
+        while (big.slot[i] != NULL)
+            i = (i + 1) & (big.cap - 1);
+        big.slot[i] = s->slot[j];
+    }
+    cp_free(s->slot);
+    *s = big;
+}
+
+/* Adds k (borrowed); false when it was already there. */
+static bool strset_add(struct strset *s, const char *k)
+{
+    size_t i = strset_hash(k) & (s->cap - 1);
     while (s->slot[i] != NULL) {
         if (strcmp(s->slot[i], k) == 0)
             return false;
         i = (i + 1) & (s->cap - 1);
     }
     s->slot[i] = k;
+    if (++s->len * 2 > s->cap)
+        strset_grow(s);
     return true;
 }
 

@@ -762,6 +762,59 @@ static void test_merge_keys(void **state)
                  6, "services.a.bogus", "unknown key");
 }
 
+/* A merge key brings in more keys than its map has pairs: the table of
+ * seen keys grows (it used to fill up and spin). */
+static void test_merge_many_keys(void **state)
+{
+    (void)state;
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof(text),
+                                "stack: s\nvariables:\n  v: &big\n");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "    k%d: %d\n", i, i);
+    snprintf(text + n, sizeof(text) - n,
+             "  w: {<<: *big}\nservices:\n  a:\n    image: x\n");
+    struct stackfile sf;
+    /* 40 unknown keys of a variable: errors, and an answer. */
+    assert_int_equal(load_default(&sf, text), CP_EINVAL);
+    assert_true(sf.nerrors > 0);
+    stackfile_release(&sf);
+}
+
+/* An enum without options is an error, never a crash. */
+static void test_enum_without_options(void **state)
+{
+    (void)state;
+    expect_error("stack: s\nvariables:\n  e:\n    type: enum\n"
+                 "    default: a\nservices:\n  a:\n    image: x\n",
+                 0, "variables.e.options", "an enum needs a list of options");
+    expect_error("stack: s\nvariables:\n  e:\n    type: enum\n"
+                 "    options: {a: 1}\nservices:\n  a:\n    image: x\n",
+                 0, "variables.e.options", "an enum needs a list of options");
+}
+
+/* A vault value that does not fit its variable's type is named, never
+ * shown. */
+static void test_vault_value_never_shown(void **state)
+{
+    (void)state;
+    struct stackfile sf;
+    assert_int_equal(load_default(&sf, "stack: s\nvariables:\n  n:\n"
+                                       "    type: integer\n    from:\n"
+                                       "      vault: db-pass\nservices:\n"
+                                       "  a:\n    image: x\n"),
+                     CP_EINVAL);
+    assert_true(sf.nerrors > 0);
+    for (size_t i = 0; i < sf.nerrors; i++) {
+        char *t = stackfile_error_text(&sf.errors[i]);
+        assert_null(strstr(t, "s3cret"));
+        cp_free(t);
+    }
+    assert_true(has_error(&sf, 0, "variables.n", "hidden"));
+    stackfile_release(&sf);
+}
+
 /* ==== depends, links ==== */
 
 static void test_depends(void **state)
@@ -1083,6 +1136,9 @@ int main(void)
         cmocka_unit_test(test_values_helpers),
         cmocka_unit_test(test_interpolation),
         cmocka_unit_test(test_extends),
+        cmocka_unit_test(test_merge_many_keys),
+        cmocka_unit_test(test_enum_without_options),
+        cmocka_unit_test(test_vault_value_never_shown),
         cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_depends),
         cmocka_unit_test(test_links),
