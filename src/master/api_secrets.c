@@ -269,8 +269,11 @@ void api_secret_delete(struct api_req *req, struct api_res *res)
             for (size_t i = 0; i < s.nservices && o < sizeof(users); i++)
                 o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s/%s",
                                       i > 0 ? ", " : "",
-                                      s.services[i].stack_name,
-                                      s.services[i].name);
+                                      s.services[i].stack_name
+                                          ? s.services[i].stack_name
+                                          : "null",
+                                      s.services[i].name ? s.services[i].name
+                                                         : "?");
         }
         store_secret_release(&s);
         api_field_error(res, "name",

@@ -239,6 +239,31 @@ static json_t *filter_all(const json_t *v)
     return json_is_null(v) ? json_null() : json_string(AUDIT_FILTERED);
 }
 
+/* An env list ["K=V", ...]: the value of every secret-looking K goes. */
+static json_t *filter_env(const json_t *v)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        const char *e = json_string_value(x);
+        const char *eq = e != NULL ? strchr(e, '=') : NULL;
+        if (eq == NULL) {
+            json_array_append_new(a, json_deep_copy(x));
+            continue;
+        }
+        char *key = cp_strndup(e, (size_t)(eq - e));
+        if (is_secret_key(key))
+            json_array_append_new(a, json_sprintf("%s=%s", key,
+                                                  AUDIT_FILTERED));
+        else
+            json_array_append_new(a, json_deep_copy(x));
+        cp_free(key);
+    }
+    return a;
+}
+
 static json_t *filter(const json_t *v, int depth)
 {
     /* Bodies are parsed with a depth limit; this is only defence. */
@@ -252,6 +277,10 @@ static json_t *filter(const json_t *v, int depth)
         {
             if (strcasecmp(k, "secrets") == 0)
                 json_object_set_new(o, k, filter_all(x));
+            else if ((strcasecmp(k, "env") == 0 ||
+                      strcasecmp(k, "environment") == 0) &&
+                     json_is_array(x))
+                json_object_set_new(o, k, filter_env(x));
             else if (is_secret_key(k) && !json_is_null(x))
                 json_object_set_new(o, k, json_string(AUDIT_FILTERED));
             else

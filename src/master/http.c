@@ -206,7 +206,21 @@ char *http_client_ip(h2o_req_t *req, const struct proxy_list *proxies)
     char *peer = peer_ip(req);
     if (proxies->len == 0)
         return peer;
-    char *xff = header_named(req, "x-forwarded-for");
+    /* Every X-Forwarded-For line, in order, as one list: a proxy may add
+     * its own line instead of appending to the client's. */
+    struct cp_buf all;
+    cp_buf_init(&all, 8192); /* the header block is bounded anyway */
+    ssize_t i = -1;
+    while ((i = h2o_find_header_by_str(&req->headers,
+                                       H2O_STRLIT("x-forwarded-for"), i)) !=
+           -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (all.len > 0)
+            cp_buf_append(&all, ", ", 2);
+        cp_buf_append(&all, v.base, v.len);
+    }
+    char *xff = all.len > 0 ? cp_strndup(all.data, all.len) : NULL;
+    cp_buf_release(&all);
     char *ip = proxy_client_ip(proxies, peer, xff);
     cp_free(xff);
     cp_free(peer);

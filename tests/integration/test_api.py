@@ -838,6 +838,28 @@ class TestRateLimit(unittest.TestCase):
         self.assertEqual(self.login_from(m, "203.0.113.1, 198.51.100.7")[0], 429)
         self.assertIn("198.51.100.7", m.stderr() + m.stdout())
 
+    def test_forwarded_lines_read_together(self):
+        # A proxy that adds its own X-Forwarded-For line (HAProxy) must not
+        # let the client's own line pick the address.
+        m = kh.Master(env={"KONTENA_RATE_LIMIT_LOOPBACK": "1",
+                           "KONTENA_LOGIN_RATE_LIMIT": "1",
+                           "KONTENA_TRUSTED_PROXIES": "127.0.0.1"})
+        self.addCleanup(m.cleanup)
+        m.start()
+        body = b'{"grant_type":"authorization_code","code":"000000000000"}'
+
+        def login(*xff):
+            head = "".join("X-Forwarded-For: %s\r\n" % x for x in xff)
+            data = ("POST /oauth2/token HTTP/1.1\r\nHost: x\r\n%s"
+                    "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                    "Connection: close\r\n\r\n" % (head, len(body))).encode() + body
+            return kh.raw_exchange(m.url, data)[0]
+        self.assertEqual(login("198.51.100.50", "203.0.113.77"), 404)
+        # The real client was 203.0.113.77: limited now, whatever it claims.
+        self.assertEqual(login("198.51.100.51", "203.0.113.77"), 429)
+        self.assertEqual(login("203.0.113.77"), 429)
+        self.assertEqual(login("198.51.100.50"), 404)
+
     def test_forwarded_address_ignored_from_others(self):
         m = kh.Master(env={"KONTENA_RATE_LIMIT_LOOPBACK": "1",
                            "KONTENA_LOGIN_RATE_LIMIT": "2",

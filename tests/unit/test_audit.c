@@ -167,7 +167,8 @@ static void test_filter(void **state)
         "\"api_key\":\"k\",\"upsert\":true,\"empty\":null,\"value2\":\"v2\","
         "\"nested\":{\"list\":[{\"password\":\"deep\",\"ok\":1}]},"
         "\"secrets\":[{\"secret\":\"A\",\"name\":\"B\",\"type\":\"env\"}],"
-        "\"env\":[\"A=1\"],\"token_x\":null}",
+        "\"env\":[\"A=1\",\"DB_PASSWORD=envpw\",\"Api_Token=tk=x\",\"NOEQ\"],"
+        "\"token_x\":null}",
         0, NULL);
     assert_non_null(in);
     json_t *out = audit_filter_body(in);
@@ -176,7 +177,8 @@ static void test_filter(void **state)
     static const char *const gone[] = {"s3cret", "\"p\"",  "\"t\"",
                                        "\"r\"",  "\"c\"",  "\"cs\"",
                                        "\"x\"",  "\"dp\"", "\"k\"",
-                                       "deep",   "\"A\"",  "\"B\""};
+                                       "deep",   "\"A\"",  "\"B\"",
+                                       "envpw",  "tk=x"};
     for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
         if (strstr(text, gone[i]) != NULL)
             fail_msg("%s survived filtering: %s", gone[i], text);
@@ -197,6 +199,12 @@ static void test_filter(void **state)
     assert_string_equal(json_string_value(json_array_get(
                             json_object_get(out, "env"), 0)),
                         "A=1");
+    json_t *env = json_object_get(out, "env");
+    assert_string_equal(json_string_value(json_array_get(env, 1)),
+                        "DB_PASSWORD=" AUDIT_FILTERED);
+    assert_string_equal(json_string_value(json_array_get(env, 2)),
+                        "Api_Token=" AUDIT_FILTERED);
+    assert_string_equal(json_string_value(json_array_get(env, 3)), "NOEQ");
     /* The input is left alone. */
     assert_string_equal(cp_json_str(in, "value"), "s3cret");
     assert_null(audit_filter_body(NULL));
