@@ -333,9 +333,18 @@ static void on_notice(void *arg, const char *message)
  * is never logged, since it may carry a password. */
 static PGconn *connect_url(const char *url, const char *app)
 {
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname",
-                                NULL};
-    const char *const vals[] = {"10", app, url, NULL};
+    /* A database host that vanishes without a reset (a moved address, a
+     * partition) must not hang a thread forever: TCP keepalives and a
+     * user timeout notice it within about 30 s, and no statement runs
+     * longer than a minute. The URL may override any of these (libpq
+     * lets later parameters, the URL's, win). */
+    const char *const keys[] = {"connect_timeout",  "application_name",
+                                "keepalives",       "keepalives_idle",
+                                "keepalives_interval", "keepalives_count",
+                                "tcp_user_timeout", "options",
+                                "dbname",           NULL};
+    const char *const vals[] = {"10", app, "1", "10", "5", "3", "30000",
+                                "-c statement_timeout=60000", url, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL) {
         cp_error("store: postgres connect: out of memory");
