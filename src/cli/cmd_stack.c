@@ -1118,14 +1118,20 @@ static int run_rm(struct cli *cli, const struct args *a)
     rc = 1;
     if (r == NULL)
         goto out;
+    /* The removal job: a refusal in the master ends the wait at once. */
+    char *job = cp_json_str(r, "id") != NULL
+                    ? cp_asprintf("/deploys/%s", cp_json_str(r, "id"))
+                    : NULL;
     json_decref(r);
     if (args_has(a, "no-wait")) {
         printf("removing stack %s\n", name);
         rc = 0;
+        cp_free(job);
         goto out;
     }
     /* Removal runs in the master: wait until the stack is gone. */
     char *path = stack_path(grid, name, "");
+    char *jobpath = job != NULL ? stack_path(grid, name, job) : NULL;
     int64_t deadline = cp_mono_ms() + timeout * 1000;
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
@@ -1147,6 +1153,19 @@ static int run_rm(struct cli *cli, const struct args *a)
             cp_free(w);
             break;
         }
+        json_t *jr = NULL;
+        if (job != NULL &&
+            client_request(c, "GET", jobpath, NULL, &jr) == 0) {
+            const char *st = cp_json_str(jr, "state");
+            if (st != NULL && strcmp(st, "error") == 0) {
+                const char *why = cp_json_str(jr, "reason");
+                cli_fail(cli, "cannot remove stack %s: %s", name,
+                         why ? why : "the master gave up");
+                json_decref(jr);
+                break;
+            }
+        }
+        json_decref(jr);
         if (cp_mono_ms() >= deadline) {
             cli_fail(cli,
                      "stack %s is still there after %lld s; see kontena "
@@ -1164,6 +1183,8 @@ static int run_rm(struct cli *cli, const struct args *a)
     }
     sigaction(SIGINT, &old, NULL);
     cp_free(path);
+    cp_free(jobpath);
+    cp_free(job);
 out:
     client_free(c);
     return rc;

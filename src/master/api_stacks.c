@@ -511,6 +511,10 @@ static int queue_job(struct api_req *req, const struct store_stack *k,
 
 /* Like the original, a stack whose services other stacks link to is not
  * removed: 422 naming the links, nothing changes. */
+static void answer_job(struct api_req *req, struct api_res *res,
+                       const struct store_stack *k,
+                       const struct store_stack_deploy *d);
+
 void api_stack_delete(struct api_req *req, struct api_res *res)
 {
     struct store_stack k = {0};
@@ -548,7 +552,9 @@ void api_stack_delete(struct api_req *req, struct api_res *res)
     }
     cp_info("stacks: %s removes stack %s/%s (job %s)", req->user.email,
             req->grid.name, k.name, d.id);
-    api_json(res, 200, json_object());
+    /* The job, so that a client can tell a refused removal from one
+     * still running (GET .../deploys/:id). */
+    answer_job(req, res, &k, &d);
 out:
     store_stack_deploy_release(&d);
     store_service_list_release(&all);

@@ -473,7 +473,10 @@ class TestStacksApi(StackCase):
     def test_remove_in_background(self):
         self.create("gone", [svc("a"), svc("b", links=["a"])])
         st, got = self.rest("DELETE", "/v1/stacks/%s/gone" % GRID)
-        self.assertEqual((st, got), (200, {}))
+        # The answer is the removal job (a client polls it for a refusal).
+        self.assertEqual(st, 200, got)
+        self.assertEqual((got["action"], got["stack_id"]), ("remove", GRID + "/gone"))
+        self.assertIn(got["state"], ("created", "ongoing", "success"))
         self.wait_gone("gone")
         for name in ("a", "b"):
             self.assertEqual(self.rest("GET", "/v1/services/%s/gone/%s" % (GRID, name))[0],
