@@ -1019,6 +1019,21 @@ static void claim_done(void *ctx)
         cp_free(c);
         return;
     }
+    /* Our own job whose lease ran out while it still runs here (a slow
+     * step, a store outage): the claim renewed its lease; the job goes
+     * on as it is, never twice. */
+    for (struct job *o = eng.list; o != NULL; o = o->next) {
+        if (strcmp(o->d.id, c->d.id) == 0) {
+            cp_warn("stacks: %s %s was still running here; its lease is "
+                    "renewed",
+                    o->d.action, o->d.id);
+            o->renewed_at = cp_now_ms();
+            store_stack_deploy_release(&c->d);
+            cp_free(c);
+            poll_now();
+            return;
+        }
+    }
     struct job *j = cp_calloc(1, sizeof(*j));
     j->m = c->m;
     j->d = c->d; /* takes the row */
