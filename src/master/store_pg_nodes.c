@@ -490,6 +490,24 @@ struct sweep_ctx {
 static int sweep_fn(struct pgc *c, void *ctx)
 {
     struct sweep_ctx *k = ctx;
+    k->marked = 0;
+    if (k->fence != NULL) {
+        /* Lock the lease row while we sweep: a master taking it over
+         * waits for this transaction, so two never sweep at once. */
+        struct pgp f = {0};
+        pgp_s(&f, k->fence->lease);
+        pgp_s(&f, k->fence->holder);
+        pgp_i(&f, k->now);
+        int held = 0;
+        int frc = pgx_run(c,
+                          "SELECT 1 FROM leases WHERE name=$1 AND holder=$2 "
+                          "AND expires_at>$3 FOR SHARE",
+                          &f, "sweep fence", &held);
+        if (frc != 0)
+            return frc;
+        if (held == 0)
+            return 0;
+    }
     struct pgp p = {0};
     pgp_i(&p, k->before);
     pgp_i(&p, k->now);
