@@ -29,13 +29,12 @@ static const char *backend_name(const struct master *m)
 }
 
 /* This master, the leader as this master last saw it, and the store. */
-static json_t *master_json(struct master *m, int store_rc)
+static json_t *master_json(struct master *m, int store_rc,
+                           const struct leader_status *ls)
 {
-    struct leader_status ls;
-    leader_status(m, &ls);
     json_t *j = json_pack("{s:s,s:b,s:s?}", "id", m->master_id, "leader",
-                          ls.is_leader, "leader_id",
-                          ls.leader_id[0] ? ls.leader_id : NULL);
+                          ls->is_leader, "leader_id",
+                          ls->leader_id[0] ? ls->leader_id : NULL);
     json_object_set_new(j, "store",
                         json_pack("{s:s,s:b}", "backend", backend_name(m),
                                   "healthy", store_rc == 0));
@@ -53,9 +52,11 @@ void api_ping(struct api_req *req, struct api_res *res)
         api_error(res, 500, "store is not answering: %s", cp_strerror(rc));
         return;
     }
+    struct leader_status ls;
+    leader_status(req->m, &ls);
     api_json(res, 200,
              json_pack("{s:s,s:o}", "message", "pong", "master",
-                       master_json(req->m, 0)));
+                       master_json(req->m, 0, &ls)));
 }
 
 /* GET /v1/master/status: what an operator of several masters needs to
@@ -69,7 +70,7 @@ void api_master_status(struct api_req *req, struct api_res *res)
         rc = m->store->ops->schema_version(m->store, &schema);
     struct leader_status ls;
     leader_status(m, &ls);
-    json_t *j = master_json(m, rc);
+    json_t *j = master_json(m, rc, &ls);
     json_object_set_new(j, "version", json_string(KONTENA_VERSION));
     json_object_set_new(j, "started_at", json_integer(m->started_at / 1000));
     json_object_set_new(j, "leader_since",
