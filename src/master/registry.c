@@ -1,6 +1,7 @@
 /* External registries: name derivation and pod credentials (registry.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "registry.h"
+#include "vault.h"
 #include "../common/alloc.h"
 #include "../common/crypto.h"
 #include "../common/err.h"
@@ -112,6 +113,11 @@ int registry_name_from_url(const char *url, char *out, size_t outlen, char *err,
         snprintf(err, errlen, "has a host name that is too long");
         return CP_EINVAL;
     }
+    /* Host names are case-insensitive and image references name them in
+     * lower case (cp_image_registry matches exactly): "Quay.io" is
+     * "quay.io". */
+    for (size_t i = 0; i < host_len; i++)
+        out[i] = (char)tolower((unsigned char)out[i]);
     return 0;
 }
 
@@ -122,11 +128,13 @@ static json_t *credentials(struct master *m, const struct store_registry *r,
 {
     char *pass = NULL;
     size_t len = 0;
-    int rc = cp_open(m->seal_key, r->password_sealed, &pass, &len);
+    /* During a key rotation it may still be under VAULT_KEY_PREVIOUS. */
+    int rc = master_open_sealed(m, r->password_sealed, &pass, &len);
     if (rc != 0) {
         cp_error("registries: cannot open the password of registry %s in "
                  "grid %s (%s): was the master key (VAULT_KEY or "
-                 "master.key) changed?",
+                 "master.key) changed without VAULT_KEY_PREVIOUS and "
+                 "vault-rekey?",
                  r->name, grid_id, cp_strerror(rc));
         return NULL;
     }
@@ -137,8 +145,7 @@ static json_t *credentials(struct master *m, const struct store_registry *r,
     cp_json_set_str(c, "email", r->email);
     cp_json_set_str(c, "serveraddress", r->url);
     /* The plaintext lives on only in c, which goes to the agent. */
-    memset(pass, 0, len);
-    cp_free(pass);
+    vault_plain_free(pass, len);
     return c;
 }
 

@@ -13,8 +13,9 @@
 
 #define REGISTRY_NAME_MAX 256
 
-/* The name of the registry at url (as the original): its host, plus
- * ":port" when the port is neither 80 nor 443. url must be http:// or
+/* The name of the registry at url (as the original): its host in lower
+ * case (image references are matched against it exactly), plus ":port"
+ * when the port is neither 80 nor 443. url must be http:// or
  * https:// with a host and no blanks. Returns 0, or CP_EINVAL with a
  * lower-case reason in err. Pure. */
 int registry_name_from_url(const char *url, char *out, size_t outlen, char *err,

@@ -875,6 +875,12 @@ struct store_ops {
                         const char *name, struct store_registry *out);
     int (*registry_delete)(struct store *st, const char *grid_id,
                            const char *name);
+    /* Key rotation: replaces password_sealed of registry id by value only
+     * while it is still old (compare-and-set, as grid_token_reseal).
+     * CP_ECONFLICT when it changed meanwhile, CP_ENOTFOUND when the
+     * registry is gone. */
+    int (*registry_reseal)(struct store *st, const char *id, const char *old,
+                           const char *value);
 
     /* ==== Audit log (bounded) ==== */
     /* Appends one entry (one insert); a->seq and a zero created_at are

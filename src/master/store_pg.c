@@ -1599,6 +1599,7 @@ const struct store_ops store_pg_ops = {
     .registry_list = pga_registry_list,
     .registry_get = pga_registry_get,
     .registry_delete = pga_registry_delete,
+    .registry_reseal = pgk_registry_reseal,
     .audit_append = pga_audit_append,
     .audit_list = pga_audit_list,
     .audit_trim = pga_audit_trim,

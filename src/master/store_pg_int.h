@@ -355,6 +355,8 @@ int pgk_secret_reseal(struct store *st, const char *id, const char *old,
                       const char *value);
 int pgk_grid_token_reseal(struct store *st, const char *id, const char *old,
                           const char *value);
+int pgk_registry_reseal(struct store *st, const char *id, const char *old,
+                        const char *value);
 int pgk_node_token_reseal(struct store *st, const char *id, const char *old,
                           const char *value);
 int pgk_secrets_page(struct store *st, const char *after_id, int limit,

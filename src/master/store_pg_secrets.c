@@ -368,3 +368,12 @@ int pgk_node_token_reseal(struct store *st, const char *id, const char *old,
                       " WHERE id=$1 AND token_sealed=$2",
                       "SELECT 1 FROM host_nodes WHERE id=$1", id, old, value);
 }
+
+int pgk_registry_reseal(struct store *st, const char *id, const char *old,
+                        const char *value)
+{
+    return reseal_cas(st,
+                      "UPDATE registries SET password_sealed=$3"
+                      " WHERE id=$1 AND password_sealed=$2",
+                      "SELECT 1 FROM registries WHERE id=$1", id, old, value);
+}

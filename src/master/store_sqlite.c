@@ -1780,6 +1780,7 @@ const struct store_ops store_sqlite_ops = {
     .registry_list = sqa_registry_list,
     .registry_get = sqa_registry_get,
     .registry_delete = sqa_registry_delete,
+    .registry_reseal = sqv_registry_reseal,
     .audit_append = sqa_audit_append,
     .audit_list = sqa_audit_list,
     .audit_trim = sqa_audit_trim,

@@ -225,6 +225,8 @@ int sqv_secret_reseal(struct store *st, const char *id, const char *old,
                       const char *value);
 int sqv_grid_token_reseal(struct store *st, const char *id, const char *old,
                           const char *value);
+int sqv_registry_reseal(struct store *st, const char *id, const char *old,
+                        const char *value);
 int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
                           const char *value);
 int sqv_secrets_page(struct store *st, const char *after_id, int limit,

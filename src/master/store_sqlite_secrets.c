@@ -311,6 +311,15 @@ int sqv_node_token_reseal(struct store *st, const char *id, const char *old,
                       "SELECT 1 FROM host_nodes WHERE id=?1", id, old, value);
 }
 
+int sqv_registry_reseal(struct store *st, const char *id, const char *old,
+                        const char *value)
+{
+    return reseal_cas(st,
+                      "UPDATE registries SET password_sealed=?3"
+                      " WHERE id=?1 AND password_sealed=?2",
+                      "SELECT 1 FROM registries WHERE id=?1", id, old, value);
+}
+
 int sqv_secrets_page(struct store *st, const char *after_id, int limit,
                      struct store_secret_list *out)
 {

@@ -376,50 +376,70 @@ static int rekey_pass(const struct vault *v, struct store *st,
     }
 }
 
-/* The grid and node tokens that VAULT_KEY also seals (master.h
- * seal_key): re-sealed under the new key when they open with the
- * previous one. A token that opens with neither was sealed with another
- * key (e.g. <data dir>/master.key before VAULT_KEY was set): a warning,
- * since it is no vault secret. */
-struct token_keys {
-    unsigned char key[CP_KEY_LEN], prev[CP_KEY_LEN];
-    bool has_prev;
+/* The grid and node tokens and the registry passwords that VAULT_KEY
+ * also seals (master.h seal_key): re-sealed under the new key when they
+ * open with the previous one. A value that opens with neither was sealed
+ * with another key (e.g. <data dir>/master.key before VAULT_KEY was set):
+ * a warning, since it is no vault secret. */
+struct token_counts {
     int resealed, current, unopened, failed;
 };
 
+struct token_keys {
+    unsigned char key[CP_KEY_LEN], prev[CP_KEY_LEN];
+    bool has_prev;
+    struct token_counts tokens, registries;
+};
+
+/* What reseal_token rewrites: a grid's or a node's token, or a
+ * registry's password (sealed with the same key). */
+enum sealed_kind { SEALED_GRID, SEALED_NODE, SEALED_REGISTRY };
+
 static void reseal_token(struct token_keys *k, struct store *st,
-                         bool is_grid, const char *id, const char *what,
-                         const char *sealed)
+                         enum sealed_kind kind, const char *id,
+                         const char *what, const char *sealed)
 {
     char *plain = NULL;
     size_t len = 0;
+    struct token_counts *n =
+        kind == SEALED_REGISTRY ? &k->registries : &k->tokens;
     if (sealed == NULL)
         return;
     if (cp_open(k->key, sealed, &plain, &len) == 0) {
         vault_plain_free(plain, len);
-        k->current++;
+        n->current++;
         return;
     }
     if (!k->has_prev || cp_open(k->prev, sealed, &plain, &len) != 0) {
-        fprintf(stderr,
-                "vault-rekey: warning: the token of %s opens with neither "
-                "key; reset it to show it again\n",
-                what);
-        k->unopened++;
+        if (kind == SEALED_REGISTRY)
+            fprintf(stderr,
+                    "vault-rekey: warning: the password of %s opens with "
+                    "neither key; remove the registry and add it again\n",
+                    what);
+        else
+            fprintf(stderr,
+                    "vault-rekey: warning: the token of %s opens with "
+                    "neither key; reset it to show it again\n",
+                    what);
+        n->unopened++;
         return;
     }
     char *fresh = cp_seal(k->key, plain, len);
     vault_plain_free(plain, len);
-    int rc = is_grid ? ST_CALL(st, grid_token_reseal, id, sealed, fresh)
-                     : ST_CALL(st, node_token_reseal, id, sealed, fresh);
+    int rc = kind == SEALED_GRID
+                 ? ST_CALL(st, grid_token_reseal, id, sealed, fresh)
+             : kind == SEALED_NODE
+                 ? ST_CALL(st, node_token_reseal, id, sealed, fresh)
+                 : ST_CALL(st, registry_reseal, id, sealed, fresh);
     cp_free(fresh);
     if (rc == 0)
-        k->resealed++;
+        n->resealed++;
     else if (rc != CP_ENOTFOUND && rc != CP_ECONFLICT) {
-        /* Changed or gone meanwhile: a new token is under the new key. */
-        fprintf(stderr, "vault-rekey: cannot write the token of %s: %s\n",
-                what, cp_strerror(rc));
-        k->failed++;
+        /* Changed or gone meanwhile: a new value is under the new key. */
+        fprintf(stderr, "vault-rekey: cannot write the %s of %s: %s\n",
+                kind == SEALED_REGISTRY ? "password" : "token", what,
+                cp_strerror(rc));
+        n->failed++;
     }
 }
 
@@ -439,30 +459,48 @@ static int rekey_tokens(const struct master_config *cfg, struct store *st)
         const struct store_grid *g = &grids.items[i];
         char what[160];
         snprintf(what, sizeof(what), "grid %s", g->name);
-        reseal_token(&k, st, true, g->id, what, g->token_sealed);
+        reseal_token(&k, st, SEALED_GRID, g->id, what, g->token_sealed);
         struct store_node_list nodes = {0};
         rc = ST_CALL(st, node_list, g->id, &nodes);
         for (size_t n = 0; rc == 0 && n < nodes.len; n++) {
             snprintf(what, sizeof(what), "node %s/%s", g->name,
                      nodes.items[n].name ? nodes.items[n].name : "?");
-            reseal_token(&k, st, false, nodes.items[n].id, what,
+            reseal_token(&k, st, SEALED_NODE, nodes.items[n].id, what,
                          nodes.items[n].token_sealed);
         }
         store_node_list_release(&nodes);
+        struct store_registry_list rl = {0};
+        if (rc == 0)
+            rc = ST_CALL(st, registry_list, g->id, &rl);
+        for (size_t r = 0; rc == 0 && r < rl.len; r++) {
+            snprintf(what, sizeof(what), "registry %s/%s", g->name,
+                     rl.items[r].name);
+            reseal_token(&k, st, SEALED_REGISTRY, rl.items[r].id, what,
+                         rl.items[r].password_sealed);
+        }
+        store_registry_list_release(&rl);
     }
     store_grid_list_release(&grids);
     OPENSSL_cleanse(k.key, sizeof(k.key));
     OPENSSL_cleanse(k.prev, sizeof(k.prev));
     if (rc != 0) {
-        fprintf(stderr, "vault-rekey: cannot list grids and nodes: %s\n",
+        fprintf(stderr,
+                "vault-rekey: cannot list grids, nodes and registries: %s\n",
                 cp_strerror(rc));
         return rc;
     }
     printf("vault-rekey: %d grid/node token(s) re-sealed, %d already under "
            "the new key%s\n",
-           k.resealed, k.current,
-           k.unopened > 0 ? ", some open with neither key (see above)" : "");
-    return k.failed > 0 ? CP_EIO : 0;
+           k.tokens.resealed, k.tokens.current,
+           k.tokens.unopened > 0 ? ", some open with neither key (see above)"
+                                 : "");
+    printf("vault-rekey: %d registry password(s) re-sealed, %d already "
+           "under the new key%s\n",
+           k.registries.resealed, k.registries.current,
+           k.registries.unopened > 0
+               ? ", some open with neither key (see above)"
+               : "");
+    return k.tokens.failed > 0 || k.registries.failed > 0 ? CP_EIO : 0;
 }
 
 int vault_rekey_command(const struct master_config *cfg)

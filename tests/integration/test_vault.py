@@ -15,7 +15,10 @@ TestVault (no engine needed):
   - key rotation: a master with VAULT_KEY + VAULT_KEY_PREVIOUS reads the
     old values, `kontena-master vault-rekey` re-seals them while it runs,
     then the new key alone reads everything; a rekey with keys that do not
-    open the secrets changes nothing and says so.
+    open the secrets changes nothing and says so. The grid and node tokens
+    and the external registry passwords rotate too: a real agent (on
+    test_audit_registries' fake engine) pulls with the registry's
+    credentials during the rotation and with the new key alone after it.
 
 TestVaultPods (root, Podman nodes kva1/kva2 from
 ../shared/engine/podman-engine.sh, a real agent on each): a busybox
@@ -48,6 +51,7 @@ os.environ["KONTENA_SVC_NODES"] = "kva1:17,kva2:18"
 import kontena_harness as kh  # noqa: E402
 import test_agents as ta  # noqa: E402
 import test_services as ts  # noqa: E402
+import test_audit_registries as tar  # noqa: E402
 
 KEY1 = "k1-3b9f0c1e5a7d4e2f8a6b1c0d9e8f7a6b"
 KEY2 = "k2-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -367,10 +371,75 @@ class TestVault(VaultCase):
 
     # -- rotation
 
+    REG_PASSWORD = "reg-Pa55-0c7e1d9b4a"  # searched for in the store's files
+    REG_URL = "https://Registry.Rekey.test:5000/v2/"  # named in lower case
+    PRIVATE_IMAGE = "registry.rekey.test:5000/team/app"
+
+    def pull_auth(self, engine, agent_env, seen):
+        """Starts a real agent on engine, deploys the service once its
+        node is online, waits for a pull of PRIVATE_IMAGE beyond the first
+        seen ones, stops the agent, and returns the pull's credentials
+        (from X-Registry-Auth; None without)."""
+        agent = tar.AgentProc(self.tmp, agent_env)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                st, nodes = self.rest("GET", "/v1/grids/%s/nodes" % GRID)
+                if st == 200 and any(n.get("name") == "fake-node" and
+                                     n.get("status") == "online"
+                                     for n in nodes["nodes"]):
+                    break
+                time.sleep(0.2)
+            else:
+                self.fail("agent not online: %r\n%s\n%s" % (
+                    nodes, agent.log()[-3000:], self.m.describe()))
+            self.cli("service", "deploy", "--no-wait", "priv")
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                pulls = engine.pulls_of(self.PRIVATE_IMAGE)
+                if len(pulls) > seen:
+                    auth = pulls[-1][2]
+                    if auth is None:
+                        return None
+                    got = tar.decode_auth(auth)
+                    return {k: got.get(k) for k in
+                            ("username", "password", "serveraddress")}
+                time.sleep(0.2)
+            self.fail("no pull of %s: %r\n%s\n%s" % (
+                self.PRIVATE_IMAGE, engine.pulls, agent.log()[-3000:],
+                self.m.describe()))
+        finally:
+            rc = agent.stop()
+            log = agent.log()
+            for mark in kh.Master.SANITIZER_MARKS:
+                self.assertNotIn(mark, log, "sanitizer report from the agent:\n"
+                                 + log[max(0, log.find(mark) - 200):][:3000])
+            self.assertEqual(rc, 0, "agent exit status\n" + log[-2000:])
+            self.assertNotIn(self.REG_PASSWORD, log)
+
     def test_rekey(self):
+        kh.require_binary(tar.AGENT_BIN)
         v = {n: marker(n) for n in ("one", "two", "three")}
         self.cli("vault", "write", "one", v["one"])
         self.cli("vault", "write", "two", v["two"])
+        # ... and the external registries' passwords; a real agent pulls
+        # the service's image with them from a fake engine
+        self.cli("external-registry", "add", self.REG_URL, "-u", "puller",
+                 "-p", self.REG_PASSWORD)
+        self.cli("service", "create", "priv", self.PRIVATE_IMAGE + ":1")
+        engine = tar.FakeEngine(os.path.join(self.tmp, "docker.sock")).start()
+        self.addCleanup(engine.stop)
+        grid = self.rest("GET", "/v1/grids/%s" % GRID)[1]
+        creds = {"username": "puller", "password": self.REG_PASSWORD,
+                 "serveraddress": self.REG_URL}
+
+        def agent_env():
+            return {"KONTENA_URI": self.m.url.replace("http://", "ws://"),
+                    "KONTENA_TOKEN": grid["token"],
+                    "DOCKER_HOST": "unix://" + engine.path,
+                    "KONTENA_NODE_ID": "FAKE:ENGINE:0001",
+                    "KONTENA_NODE_NAME": "fake-node",
+                    "KONTENA_PODS_INTERVAL": "1", "LOG_LEVEL": "debug"}
         # VAULT_KEY also seals the grid and node tokens: they rotate too
         node_token = "node-token-" + os.urandom(8).hex()
         st, _ = self.rest("POST", "/v1/grids/%s/nodes" % GRID,
@@ -390,6 +459,10 @@ class TestVault(VaultCase):
         self.assertIn("vault-rekey", self.m.logs())  # tells what to do next
         tokens_shown()
         self.cli("vault", "write", "three", v["three"])  # sealed under KEY2
+        # the registry's password, still under KEY1, reaches the pull
+        got = self.pull_auth(engine, agent_env(), 0)
+        self.assertEqual(got, creds, self.m.logs()[-3000:])
+        seen = len(engine.pulls_of(self.PRIVATE_IMAGE))
 
         # a rekey whose keys open nothing changes nothing and says so
         cp = rekey(self.m, {"VAULT_KEY": KEY3, "VAULT_KEY_PREVIOUS": "nope-nope-nope-nope"})
@@ -406,6 +479,7 @@ class TestVault(VaultCase):
         self.assertIn("1 already", cp.stdout)
         self.assertIn("check value re-sealed", cp.stdout)
         self.assertIn("2 grid/node token(s) re-sealed", cp.stdout)
+        self.assertIn("1 registry password(s) re-sealed, 0 already", cp.stdout)
         for n in v:
             self.assertEqual(self.cli("vault", "read", n).stdout, v[n] + "\n")
         # again: nothing left to do
@@ -413,12 +487,16 @@ class TestVault(VaultCase):
         self.assertEqual(cp.returncode, 0, kh.describe_run(cp))
         self.assertIn("0 secret(s) re-sealed", cp.stdout)
         self.assertIn("3 already", cp.stdout)
+        self.assertIn("0 registry password(s) re-sealed, 1 already", cp.stdout)
 
         # step 3: the new key alone
         self.restart({"VAULT_KEY": KEY2})
         self.assertEqual(json.loads(self.cli("vault", "export").stdout), v)
         self.assertNotIn("does not match", self.m.logs())
         tokens_shown()
+        got = self.pull_auth(engine, agent_env(), seen)
+        self.assertEqual(got, creds, self.m.logs()[-3000:])
+        self.assertNotIn("cannot open the password", self.m.logs())
         # the old key alone no longer opens anything
         self.restart({"VAULT_KEY": KEY1})
         st, got = self.rest("GET", "/v1/secrets/%s/one" % GRID)
@@ -426,7 +504,9 @@ class TestVault(VaultCase):
         self.m.stop()
         self.assertEqual(files_with(self.m.data_dir, list(v.values())), {})
         self.assertEqual(kh.files_holding(self.m.store_files(),
-                                          list(v.values())), {})
+                                          list(v.values()) + [self.REG_PASSWORD]),
+                         {})
+        self.assertNotIn(self.REG_PASSWORD, self.all_logs())
 
 
 class TestVaultPods(VaultCase):

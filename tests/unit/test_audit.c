@@ -286,7 +286,10 @@ static void test_registry_names(void **state)
         {"http://registry.example.com:443", "registry.example.com"},
         {"https://r.example.com:5000/v2/", "r.example.com:5000"},
         {"http://localhost:5000", "localhost:5000"},
-        {"HTTPS://Quay.io", "Quay.io"},
+        {"HTTPS://Quay.io", "quay.io"},
+        {"https://Registry.EXAMPLE.com:5000/V2/", "registry.example.com:5000"},
+        {"http://LOCALHOST:5000", "localhost:5000"},
+        {"https://[::ABCD]:5000/", "[::abcd]:5000"},
         {"https://index.docker.io/v2/", "index.docker.io"},
         {"https://[::1]:5000/", "[::1]:5000"},
         {"https://10.0.0.2:8443?x#y", "10.0.0.2:8443"},
@@ -563,6 +566,58 @@ static void test_store_registries(void **state)
     cp_free(sealed);
 }
 
+/* Key rotation re-seals a password with compare-and-set: only while it
+ * is still what was read, and only that registry. */
+static void test_store_registry_reseal(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char key[CP_KEY_LEN], key2[CP_KEY_LEN];
+    memset(key, 7, sizeof(key));
+    memset(key2, 9, sizeof(key2));
+    char *old = cp_seal(key, "hunter2", 7);
+    char *fresh = cp_seal(key2, "hunter2", 7);
+    char *other = cp_seal(key2, "changed", 7);
+    put_registry(f->st, f->grid_id, "r.example.com", old, 0);
+    put_registry(f->st, f->grid2_id, "r.example.com", old, 0);
+    struct store_registry r = {0}, r2 = {0};
+    assert_int_equal(
+        ST_CALL(f->st, registry_get, f->grid_id, "r.example.com", &r), 0);
+
+    assert_int_equal(
+        ST_CALL(f->st, registry_reseal, r.id, old, fresh), 0);
+    /* Stale: the stored value is no longer old. */
+    assert_int_equal(
+        ST_CALL(f->st, registry_reseal, r.id, old, other), CP_ECONFLICT);
+    assert_int_equal(ST_CALL(f->st, registry_reseal,
+                             "000000000000000000000000", old, fresh),
+                     CP_ENOTFOUND);
+    store_registry_release(&r);
+    assert_int_equal(
+        ST_CALL(f->st, registry_get, f->grid_id, "r.example.com", &r), 0);
+    assert_string_equal(r.password_sealed, fresh);
+    char *plain = NULL;
+    size_t len = 0;
+    assert_int_equal(cp_open(key2, r.password_sealed, &plain, &len), 0);
+    assert_int_equal(len, 7);
+    assert_memory_equal(plain, "hunter2", 7);
+    cp_free(plain);
+    assert_string_equal(r.username, "bob"); /* the rest is untouched */
+    /* The other grid's registry of the same name is not re-sealed. */
+    assert_int_equal(
+        ST_CALL(f->st, registry_get, f->grid2_id, "r.example.com", &r2), 0);
+    assert_string_equal(r2.password_sealed, old);
+    store_registry_release(&r2);
+
+    assert_int_equal(
+        ST_CALL(f->st, registry_delete, f->grid_id, "r.example.com"), 0);
+    assert_int_equal(ST_CALL(f->st, registry_reseal, r.id, fresh, other),
+                     CP_ENOTFOUND);
+    store_registry_release(&r);
+    cp_free(old);
+    cp_free(fresh);
+    cp_free(other);
+}
+
 static void append(struct store *st, const char *grid_id, int i)
 {
     char name[32];
@@ -632,6 +687,8 @@ int main(void)
         cmocka_unit_test(test_registry_auth),
         cmocka_unit_test(test_pod_credentials),
         cmocka_unit_test_setup_teardown(test_store_registries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_registry_reseal, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_audit, setup, teardown),
     };
