@@ -662,7 +662,10 @@ static const char *status_of(const json_t *state)
 }
 
 /* The container labels the agent sets for secrets (agent/pods.h): the
- * env names the secrets went to, and a salted digest of the values. */
+ * env names the secrets went to, and a SHA-256 digest of the values with
+ * the service id and instance number. The digest is not keyed: it is
+ * stripped from every answer of the master, and whoever can read it on
+ * the node can read the container's Env as well. */
 #define LABEL_SECRET_ENV "io.kontena.container.secret_env"
 #define LABEL_SECRETS_REV "io.kontena.container.secrets_rev"
 
