@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libh2o-dev libwslay-dev libuv1-dev libjansson-dev libmsgpack-dev
   libsodium-dev libcurl4-openssl-dev libwebsockets-dev libsqlite3-dev
-  libssl-dev libyaml-dev libpq-dev zlib1g-dev)
+  libssl-dev libyaml-dev libpq-dev libmongoc-dev zlib1g-dev)
 test_pkgs=(libcmocka-dev python3 curl nginx wrk clang libclang-rt-14-dev
   iproute2 util-linux python3-yaml openssl systemd postgresql)
 
