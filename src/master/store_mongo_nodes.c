@@ -316,8 +316,7 @@ static int create_fn(struct mgc *c, void *ctx)
     mgb_json(&d, "labels", n->labels, "[]");
     mgb_json(&d, "info", n->info, "{}");
     mgb_json(&d, "stats", NULL, NULL);
-    mgb_str(&d, "availability",
-            n->availability ? n->availability : "active");
+    mgb_str(&d, "availability", n->availability ? n->availability : "active");
     mgb_str(&d, "agent_version", n->agent_version);
     mgb_bool(&d, "connected", false);
     mgb_bool(&d, "updated", false);
@@ -338,8 +337,8 @@ static int create_fn(struct mgc *c, void *ctx)
             k->field = "node_id";
         } else if (strcmp(c->conflict, "host_nodes_token_hash_key") == 0) {
             k->field = "token";
-        } else if (strcmp(c->conflict,
-                          "host_nodes_grid_id_node_number_key") == 0) {
+        } else if (strcmp(c->conflict, "host_nodes_grid_id_node_number_key") ==
+                   0) {
             return CP_EAGAIN; /* a concurrent create took the number */
         } else if (strcmp(c->conflict, "host_nodes_grid_id_name_key") == 0 &&
                    !renamed && k->rename_on_clash) {
@@ -406,8 +405,7 @@ int mgn_node_update(struct store *st, const struct store_node *n)
 {
     bson_t set = BSON_INITIALIZER;
     mgb_json(&set, "labels", n->labels, "[]");
-    mgb_str(&set, "availability",
-            n->availability ? n->availability : "active");
+    mgb_str(&set, "availability", n->availability ? n->availability : "active");
     mgb_i64(&set, "updated_at", n->updated_at ? n->updated_at : cp_now_ms());
     int rc = set_row(st, n->id, &set, CP_ENOTFOUND, "node update");
     bson_destroy(&set);
@@ -707,9 +705,9 @@ static int seen_fn(struct mgc *c, void *ctx)
     BSON_APPEND_INT32(&opts, "batchSize", (int32_t)k->n);
     void *items = NULL;
     size_t len = 0;
-    int rc = mgx_find_all(c, NODES, &f, &opts, read_node_gen,
-                          sizeof(struct node_gen), NULL, &items, &len,
-                          "nodes seen");
+    int rc =
+        mgx_find_all(c, NODES, &f, &opts, read_node_gen,
+                     sizeof(struct node_gen), NULL, &items, &len, "nodes seen");
     bson_destroy(&opts);
     bson_destroy(&f);
     if (rc != 0)
@@ -736,7 +734,7 @@ static int seen_fn(struct mgc *c, void *ctx)
      * ["$_id", id]}, then: at}, ...], default: "$last_seen_at"}}}}] */
     bson_t w = BSON_INITIALIZER, p = BSON_INITIALIZER, or, stage, set, sw,
            sw_doc, branches;
-    BSON_APPEND_ARRAY_BEGIN(&w, "$or", &or);
+    BSON_APPEND_ARRAY_BEGIN(&w, "$or", & or);
     BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
     BSON_APPEND_DOCUMENT_BEGIN(&stage, "$set", &set);
     BSON_APPEND_DOCUMENT_BEGIN(&set, "last_seen_at", &sw);
@@ -749,10 +747,10 @@ static int seen_fn(struct mgc *c, void *ctx)
             continue;
         bson_uint32_to_string(at++, &kp, key, sizeof(key));
         bson_t one, br, cs, eq;
-        BSON_APPEND_DOCUMENT_BEGIN(&or, kp, &one);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, kp, &one);
         mgb_id(&one, "_id", e->id);
         mgb_i64(&one, "conn_gen", e->conn_gen);
-        bson_append_document_end(&or, &one);
+        bson_append_document_end(& or, &one);
         BSON_APPEND_DOCUMENT_BEGIN(&branches, kp, &br);
         BSON_APPEND_DOCUMENT_BEGIN(&br, "case", &cs);
         BSON_APPEND_ARRAY_BEGIN(&cs, "$eq", &eq);
@@ -769,7 +767,7 @@ static int seen_fn(struct mgc *c, void *ctx)
     bson_append_document_end(&set, &sw);
     bson_append_document_end(&stage, &set);
     bson_append_document_end(&p, &stage);
-    bson_append_array_end(&w, &or);
+    bson_append_array_end(&w, & or);
     rc = mgx_update(c, NODES, &w, &p, true, false, NULL, NULL, "nodes seen");
     bson_destroy(&p);
     bson_destroy(&w);
@@ -855,16 +853,16 @@ static int sweep_fn(struct mgc *c, void *ctx)
     char key[16];
     const char *kp = NULL;
     mgb_bool(&f, "connected", true);
-    BSON_APPEND_ARRAY_BEGIN(&f, "$or", &or);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &clause);
+    BSON_APPEND_ARRAY_BEGIN(&f, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
     BSON_APPEND_DOCUMENT_BEGIN(&clause, "last_seen_at", &cmp);
     mgb_i64(&cmp, "$lt", k->before);
     bson_append_document_end(&clause, &cmp);
-    bson_append_document_end(&or, &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &clause);
+    bson_append_document_end(& or, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
     mgb_str(&clause, "conn_master", NULL);
-    bson_append_document_end(&or, &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "2", &clause);
+    bson_append_document_end(& or, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "2", &clause);
     BSON_APPEND_DOCUMENT_BEGIN(&clause, "conn_master", &cmp);
     BSON_APPEND_ARRAY_BEGIN(&cmp, "$nin", &nin);
     uint32_t nlive = 0;
@@ -878,8 +876,8 @@ static int sweep_fn(struct mgc *c, void *ctx)
     }
     bson_append_array_end(&cmp, &nin);
     bson_append_document_end(&clause, &cmp);
-    bson_append_document_end(&or, &clause);
-    bson_append_array_end(&f, &or);
+    bson_append_document_end(& or, &clause);
+    bson_append_array_end(&f, & or);
     if (k->except_master != NULL) {
         BSON_APPEND_DOCUMENT_BEGIN(&f, "conn_master", &cmp);
         mgb_str(&cmp, "$ne", k->except_master);
@@ -932,8 +930,8 @@ static int sweep_fn(struct mgc *c, void *ctx)
 }
 
 int mgn_nodes_sweep(struct store *st, int64_t before, int64_t now,
-                    const char *except_master,
-                    const struct store_fence *fence, int *marked)
+                    const char *except_master, const struct store_fence *fence,
+                    int *marked)
 {
     struct sweep_ctx k = {before, now, except_master, fence, 0};
     *marked = 0;
