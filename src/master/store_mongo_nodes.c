@@ -237,6 +237,12 @@ static int free_number(struct mgc *c, const char *grid_id, int *out)
     return 0;
 }
 
+/* Whether the last duplicate key error on c was on index. */
+static bool clashed_on(const struct mgc *c, const char *index)
+{
+    return strcmp(c->conflict, index) == 0;
+}
+
 struct create_ctx {
     const struct store_node *n;
     bool rename_on_clash;
@@ -333,15 +339,14 @@ static int create_fn(struct mgc *c, void *ctx)
     bson_destroy(&d);
     cp_free(name);
     if (rc == CP_ECONFLICT) {
-        if (strcmp(c->conflict, "host_nodes_node_id_key") == 0) {
+        if (clashed_on(c, "host_nodes_node_id_key")) {
             k->field = "node_id";
-        } else if (strcmp(c->conflict, "host_nodes_token_hash_key") == 0) {
+        } else if (clashed_on(c, "host_nodes_token_hash_key")) {
             k->field = "token";
-        } else if (strcmp(c->conflict, "host_nodes_grid_id_node_number_key") ==
-                   0) {
+        } else if (clashed_on(c, "host_nodes_grid_id_node_number_key")) {
             return CP_EAGAIN; /* a concurrent create took the number */
-        } else if (strcmp(c->conflict, "host_nodes_grid_id_name_key") == 0 &&
-                   !renamed && k->rename_on_clash) {
+        } else if (clashed_on(c, "host_nodes_grid_id_name_key") && !renamed &&
+                   k->rename_on_clash) {
             return CP_EAGAIN; /* the name was taken meanwhile: rename */
         } else {
             k->field = "name";
