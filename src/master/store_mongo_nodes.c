@@ -737,9 +737,9 @@ static int seen_fn(struct mgc *c, void *ctx)
     /* filter: {$or: [{_id: id, conn_gen: gen}, ...]} over ok entries;
      * update: [{$set: {last_seen_at: {$switch: {branches: [{case: {$eq:
      * ["$_id", id]}, then: at}, ...], default: "$last_seen_at"}}}}] */
-    bson_t w = BSON_INITIALIZER, p = BSON_INITIALIZER, or, stage, set, sw,
+    bson_t w = BSON_INITIALIZER, p = BSON_INITIALIZER, any, stage, set, sw,
            sw_doc, branches;
-    BSON_APPEND_ARRAY_BEGIN(&w, "$or", & or);
+    BSON_APPEND_ARRAY_BEGIN(&w, "$or", &any);
     BSON_APPEND_DOCUMENT_BEGIN(&p, "0", &stage);
     BSON_APPEND_DOCUMENT_BEGIN(&stage, "$set", &set);
     BSON_APPEND_DOCUMENT_BEGIN(&set, "last_seen_at", &sw);
@@ -752,10 +752,10 @@ static int seen_fn(struct mgc *c, void *ctx)
             continue;
         bson_uint32_to_string(at++, &kp, key, sizeof(key));
         bson_t one, br, cs, eq;
-        BSON_APPEND_DOCUMENT_BEGIN(& or, kp, &one);
+        BSON_APPEND_DOCUMENT_BEGIN(&any, kp, &one);
         mgb_id(&one, "_id", e->id);
         mgb_i64(&one, "conn_gen", e->conn_gen);
-        bson_append_document_end(& or, &one);
+        bson_append_document_end(&any, &one);
         BSON_APPEND_DOCUMENT_BEGIN(&branches, kp, &br);
         BSON_APPEND_DOCUMENT_BEGIN(&br, "case", &cs);
         BSON_APPEND_ARRAY_BEGIN(&cs, "$eq", &eq);
@@ -772,7 +772,7 @@ static int seen_fn(struct mgc *c, void *ctx)
     bson_append_document_end(&set, &sw);
     bson_append_document_end(&stage, &set);
     bson_append_document_end(&p, &stage);
-    bson_append_array_end(&w, & or);
+    bson_append_array_end(&w, &any);
     rc = mgx_update(c, NODES, &w, &p, true, false, NULL, NULL, "nodes seen");
     bson_destroy(&p);
     bson_destroy(&w);
@@ -854,20 +854,20 @@ static int sweep_fn(struct mgc *c, void *ctx)
      *  {conn_master: null}, {conn_master: {$nin: [live masters]}}],
      *  conn_master: {$ne: except_master}}; $ne also matches null, as
      * "conn_master IS NULL OR conn_master<>except" does. */
-    bson_t f = BSON_INITIALIZER, or, clause, cmp, nin;
+    bson_t f = BSON_INITIALIZER, any, clause, cmp, nin;
     char key[16];
     const char *kp = NULL;
     mgb_bool(&f, "connected", true);
-    BSON_APPEND_ARRAY_BEGIN(&f, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
+    BSON_APPEND_ARRAY_BEGIN(&f, "$or", &any);
+    BSON_APPEND_DOCUMENT_BEGIN(&any, "0", &clause);
     BSON_APPEND_DOCUMENT_BEGIN(&clause, "last_seen_at", &cmp);
     mgb_i64(&cmp, "$lt", k->before);
     bson_append_document_end(&clause, &cmp);
-    bson_append_document_end(& or, &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
+    bson_append_document_end(&any, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(&any, "1", &clause);
     mgb_str(&clause, "conn_master", NULL);
-    bson_append_document_end(& or, &clause);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "2", &clause);
+    bson_append_document_end(&any, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(&any, "2", &clause);
     BSON_APPEND_DOCUMENT_BEGIN(&clause, "conn_master", &cmp);
     BSON_APPEND_ARRAY_BEGIN(&cmp, "$nin", &nin);
     uint32_t nlive = 0;
@@ -881,8 +881,8 @@ static int sweep_fn(struct mgc *c, void *ctx)
     }
     bson_append_array_end(&cmp, &nin);
     bson_append_document_end(&clause, &cmp);
-    bson_append_document_end(& or, &clause);
-    bson_append_array_end(&f, & or);
+    bson_append_document_end(&any, &clause);
+    bson_append_array_end(&f, &any);
     if (k->except_master != NULL) {
         BSON_APPEND_DOCUMENT_BEGIN(&f, "conn_master", &cmp);
         mgb_str(&cmp, "$ne", k->except_master);
