@@ -169,8 +169,8 @@ int mgn_node_list(struct store *st, const char *grid_id,
     bson_destroy(&opts);
     bson_destroy(&f);
     out->items = items;
-    if (rc != 0)
-        store_node_list_release(out);
+    if (rc != 0) /* mg_find_all released what it had read */
+        memset(out, 0, sizeof(*out));
     return rc;
 }
 
