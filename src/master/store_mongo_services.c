@@ -129,8 +129,8 @@ void mgv_secret_names(bson_t *b, const char *key, const json_t *spec)
 {
     bson_t arr;
     bson_append_array_begin(b, key, -1, &arr);
-    const json_t *secrets = spec != NULL ? json_object_get(spec, "secrets")
-                                         : NULL;
+    const json_t *secrets =
+        spec != NULL ? json_object_get(spec, "secrets") : NULL;
     uint32_t n = 0;
     for (size_t i = 0; json_is_array(secrets) && i < json_array_size(secrets);
          i++) {
@@ -146,11 +146,13 @@ void mgv_secret_names(bson_t *b, const char *key, const json_t *spec)
     bson_append_array_end(b, &arr);
 }
 
-/* The defaults of both PostgreSQL inserts (service_create and the stacks'
- * insert_service): revision 1, state "initialized", created_at now,
- * updated_at = created_at, deployed_revision 0 (a new service has not
- * been deployed). Adding a column: also update mgv_read_service and
- * mgv_service_update. */
+/* For an insert, with the defaults of both PostgreSQL inserts
+ * (service_create and the stacks' insert_service): revision 1, state
+ * "initialized", created_at now, updated_at = created_at,
+ * deployed_revision 0 (a new service has not been deployed);
+ * deployed_at and deploy_requested_at as given (service_create writes
+ * them; the stacks' callers leave them 0). Adding a column: also update
+ * mgv_read_service and mgv_service_update. */
 void mgv_service_fields(bson_t *b, const struct store_service *v)
 {
     int64_t created = v->created_at != 0 ? v->created_at : cp_now_ms();
@@ -216,9 +218,9 @@ static int create_fn(struct mgc *c, void *ctx)
                           "service create stack");
     bson_destroy(opts);
     bson_destroy(&f);
+    cp_free(k.name);
     if (rc != 0)
         return rc;
-    cp_free(k.name);
 
     struct store_service w = *v; /* borrowed fields */
     memcpy(w.stack_id, k.id, sizeof(w.stack_id));
@@ -255,8 +257,10 @@ static int get_fn(struct mgc *c, void *ctx)
                           "service get stack");
     bson_destroy(opts);
     bson_destroy(&f);
-    if (rc != 0)
+    if (rc != 0) {
+        cp_free(sk.name);
         return rc;
+    }
     bson_t g;
     bson_init(&g);
     key_str(&g, "stack_id", sk.id);
@@ -314,6 +318,8 @@ static int get_by_id_fn(struct mgc *c, void *ctx)
     bson_destroy(&g);
     if (rc == 0)
         k->out->stack_name = sk.name;
+    else
+        cp_free(sk.name);
     return rc;
 }
 
@@ -367,12 +373,14 @@ static int list_fn(struct mgc *c, void *ctx)
     void *items = NULL;
     size_t nk = 0;
     int rc = mgx_find_all(c, STACK_COLL, &f, opts, read_stack_name,
-                          sizeof(struct stack_name), release_stack_name,
-                          &items, &nk, "service list stacks");
+                          sizeof(struct stack_name), release_stack_name, &items,
+                          &nk, "service list stacks");
     bson_destroy(opts);
     bson_destroy(&f);
-    if (rc != 0 || nk == 0)
+    if (rc != 0 || nk == 0) {
+        cp_free(items);
         return rc;
+    }
     struct stack_name *stacks = items;
     qsort(stacks, nk, sizeof(*stacks), cmp_stack_id);
 
@@ -384,8 +392,8 @@ static int list_fn(struct mgc *c, void *ctx)
     void *svcs = NULL;
     size_t nv = 0;
     rc = mgx_find_all(c, SVC_COLL, &g, NULL, mgv_read_service,
-                      sizeof(struct store_service), release_service, &svcs,
-                      &nv, "service list");
+                      sizeof(struct store_service), release_service, &svcs, &nv,
+                      "service list");
     bson_destroy(&g);
     if (rc == 0) {
         /* Keep the services whose stack was read (PostgreSQL's inner
@@ -451,8 +459,8 @@ int mgv_service_update(struct store *st, const struct store_service *v)
     mgb_i64(&set, "updated_at", v->updated_at ? v->updated_at : cp_now_ms());
     mgb_i64(&set, "deployed_revision", v->deployed_revision);
     bson_append_document_end(&u, &set);
-    int rc = mg_update_row(st, SVC_COLL, &f, &u, CP_ENOTFOUND,
-                           "service update");
+    int rc =
+        mg_update_row(st, SVC_COLL, &f, &u, CP_ENOTFOUND, "service update");
     bson_destroy(&u);
     bson_destroy(&f);
     return rc;
@@ -522,12 +530,11 @@ int mgv_instance_list(struct store *st, const char *service_id,
     bson_t f;
     bson_init(&f);
     key_str(&f, "service_id", service_id);
-    bson_t *opts = BCON_NEW("sort", "{", "instance_number", BCON_INT32(1),
-                            "}");
+    bson_t *opts = BCON_NEW("sort", "{", "instance_number", BCON_INT32(1), "}");
     void *items = NULL;
-    int rc = mg_find_all(st, INST_COLL, &f, opts, read_instance,
-                         sizeof(*out->items), release_instance, &items,
-                         &out->len, "instance list");
+    int rc =
+        mg_find_all(st, INST_COLL, &f, opts, read_instance, sizeof(*out->items),
+                    release_instance, &items, &out->len, "instance list");
     bson_destroy(opts);
     bson_destroy(&f);
     if (rc != 0) {
@@ -545,20 +552,33 @@ int mgv_instance_list(struct store *st, const char *service_id,
  * PostgreSQL's inner joins. */
 static bson_t *on_node_pipeline(const char *node_id)
 {
+    /* clang-format off */
     return BCON_NEW(
         "0", "{", "$match", "{", "node_id", BCON_UTF8(nz(node_id)), "}", "}",
-        "1", "{", "$lookup", "{", "from", BCON_UTF8(SVC_COLL), "localField",
-        BCON_UTF8("service_id"), "foreignField", BCON_UTF8("_id"), "as",
-        BCON_UTF8("v"), "}", "}",
+        "1", "{", "$lookup", "{",
+                "from", BCON_UTF8(SVC_COLL),
+                "localField", BCON_UTF8("service_id"),
+                "foreignField", BCON_UTF8("_id"),
+                "as", BCON_UTF8("v"),
+            "}", "}",
         "2", "{", "$unwind", BCON_UTF8("$v"), "}",
-        "3", "{", "$lookup", "{", "from", BCON_UTF8(STACK_COLL), "localField",
-        BCON_UTF8("v.stack_id"), "foreignField", BCON_UTF8("_id"), "as",
-        BCON_UTF8("k"), "}", "}",
+        "3", "{", "$lookup", "{",
+                "from", BCON_UTF8(STACK_COLL),
+                "localField", BCON_UTF8("v.stack_id"),
+                "foreignField", BCON_UTF8("_id"),
+                "as", BCON_UTF8("k"),
+            "}", "}",
         "4", "{", "$unwind", BCON_UTF8("$k"), "}",
-        "5", "{", "$project", "{", "v.secret_names", BCON_INT32(0),
-        "k.labels", BCON_INT32(0), "}", "}",
-        "6", "{", "$sort", "{", "k.name", BCON_INT32(1), "v.name",
-        BCON_INT32(1), "instance_number", BCON_INT32(1), "}", "}");
+        "5", "{", "$project", "{",
+                "v.secret_names", BCON_INT32(0),
+                "k.labels", BCON_INT32(0),
+            "}", "}",
+        "6", "{", "$sort", "{",
+                "k.name", BCON_INT32(1),
+                "v.name", BCON_INT32(1),
+                "instance_number", BCON_INT32(1),
+            "}", "}");
+    /* clang-format on */
 }
 
 /* One row of on_node_pipeline: the instance with its service. */
@@ -683,20 +703,30 @@ static int pod_fn(struct mgc *c, void *ctx)
 {
     struct pod_ctx *k = ctx;
     store_pod_rows_release(k->out); /* a retried run starts afresh */
+    /* clang-format off */
     bson_t *names = BCON_NEW(
         "0", "{", "$match", "{", "_id", BCON_UTF8(nz(k->node_id)), "}", "}",
-        "1", "{", "$lookup", "{", "from", BCON_UTF8("grids"), "pipeline", "[",
-        "{", "$match", "{", "_id", BCON_UTF8(nz(k->grid_id)), "}", "}", "{",
-        "$project", "{", "name", BCON_INT32(1), "}", "}", "]", "as",
-        BCON_UTF8("g"), "}", "}",
+        "1", "{", "$lookup", "{",
+                "from", BCON_UTF8("grids"),
+                "pipeline", "[",
+                    "{", "$match", "{",
+                        "_id", BCON_UTF8(nz(k->grid_id)),
+                    "}", "}",
+                    "{", "$project", "{", "name", BCON_INT32(1), "}", "}",
+                "]",
+                "as", BCON_UTF8("g"),
+            "}", "}",
         "2", "{", "$unwind", BCON_UTF8("$g"), "}",
-        "3", "{", "$project", "{", "name", BCON_INT32(1), "g", BCON_INT32(1),
-        "}", "}");
+        "3", "{", "$project", "{",
+                "name", BCON_INT32(1),
+                "g", BCON_INT32(1),
+            "}", "}");
+    /* clang-format on */
     void *items = NULL;
     size_t n = 0;
-    int rc = mgx_aggregate(c, "host_nodes", names, read_names,
-                           sizeof(struct names), release_names, &items, &n,
-                           "pod rows node");
+    int rc =
+        mgx_aggregate(c, "host_nodes", names, read_names, sizeof(struct names),
+                      release_names, &items, &n, "pod rows node");
     bson_destroy(names);
     if (rc != 0)
         return rc;
@@ -794,8 +824,8 @@ static int put_fn(struct mgc *c, void *ctx)
     struct put_ctx *k = ctx;
     for (size_t i = 0; i < k->n; i++) {
         /* A run of instances of one service checks it once. */
-        bool check = i == 0 || strcmp(k->v[i].service_id,
-                                      k->v[i - 1].service_id) != 0;
+        bool check =
+            i == 0 || strcmp(k->v[i].service_id, k->v[i - 1].service_id) != 0;
         int rc = put_one(c, &k->v[i], check);
         if (rc != 0)
             return rc;
@@ -823,8 +853,7 @@ int mgv_instance_trim(struct store *st, const char *service_id, int keep)
     bson_init(&f);
     key_str(&f, "service_id", service_id);
     BCON_APPEND(&f, "instance_number", "{", "$gt", BCON_INT64(keep), "}");
-    int rc = none_ok(
-        mg_delete(st, INST_COLL, &f, true, NULL, "instance trim"));
+    int rc = none_ok(mg_delete(st, INST_COLL, &f, true, NULL, "instance trim"));
     bson_destroy(&f);
     return rc;
 }
@@ -847,8 +876,8 @@ static int report_one(struct mgc *c, const char *service_id,
     if (rev == NULL)
         BSON_APPEND_NULL(&f, "rev");
     else
-        BCON_APPEND(&f, "$or", "[", "{", "rev", BCON_NULL, "}", "{", "rev",
-                    "{", "$lte", BCON_UTF8(rev), "}", "}", "]");
+        BCON_APPEND(&f, "$or", "[", "{", "rev", BCON_NULL, "}", "{", "rev", "{",
+                    "$lte", BCON_UTF8(rev), "}", "}", "]");
     bson_init(&u);
     bson_append_document_begin(&u, "$set", -1, &set);
     mgb_str(&set, "rev", rev);
@@ -897,8 +926,8 @@ int mgv_instance_report(struct store *st, const char *service_id,
                         int instance_number, const char *node_id,
                         const char *rev, const char *state, const char *error)
 {
-    struct store_instance_report e = {service_id, instance_number, node_id,
-                                      rev, state, error, 0};
+    struct store_instance_report e = {service_id, instance_number, node_id, rev,
+                                      state,      error,           0};
     struct report_ctx k = {&e, 1, cp_now_ms()};
     int rc = mg_do(st, report_fn, &k);
     return rc != 0 ? rc : e.rc;
@@ -911,8 +940,7 @@ int mgv_instances_report_many(struct store *st, struct store_instance_report *v,
     return n == 0 ? 0 : mg_tx(st, report_fn, &k);
 }
 
-int mgv_instances_detach_node(struct store *st, const char *node_id,
-                              int *count)
+int mgv_instances_detach_node(struct store *st, const char *node_id, int *count)
 {
     bson_t f;
     bson_init(&f);
