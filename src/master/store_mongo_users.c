@@ -276,9 +276,8 @@ int mgu_user_list(struct store *st, struct store_user_list *out)
     void *items = NULL;
     out->items = NULL;
     out->len = 0;
-    int rc = mg_find_all(st, "users", &f, &opts, read_user,
-                         sizeof(*out->items), release_user, &items, &out->len,
-                         "user_list");
+    int rc = mg_find_all(st, "users", &f, &opts, read_user, sizeof(*out->items),
+                         release_user, &items, &out->len, "user_list");
     bson_destroy(&f);
     bson_destroy(&opts);
     if (rc != 0) {
@@ -337,17 +336,17 @@ static void release_token(void *item)
 /* $or: [{expires_at: 0}, {expires_at: {$gt: now}}]: live at now. */
 static void append_live(bson_t *f, int64_t now)
 {
-    bson_t or, a, b, gt;
-    BSON_APPEND_ARRAY_BEGIN(f, "$or", &or);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &a);
+    bson_t alt, a, b, gt;
+    BSON_APPEND_ARRAY_BEGIN(f, "$or", &alt);
+    BSON_APPEND_DOCUMENT_BEGIN(&alt, "0", &a);
     mgb_i64(&a, "expires_at", 0);
-    bson_append_document_end(&or, &a);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &b);
+    bson_append_document_end(&alt, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(&alt, "1", &b);
     BSON_APPEND_DOCUMENT_BEGIN(&b, "expires_at", &gt);
     mgb_i64(&gt, "$gt", now);
     bson_append_document_end(&b, &gt);
-    bson_append_document_end(&or, &b);
-    bson_append_array_end(f, &or);
+    bson_append_document_end(&alt, &b);
+    bson_append_array_end(f, &alt);
 }
 
 struct token_create_ctx {
@@ -525,8 +524,8 @@ int mgu_token_delete(struct store *st, const char *id)
     bson_t f = BSON_INITIALIZER;
     mgb_str(&f, "_id", id);
     int64_t deleted = 0;
-    int rc = mg_delete(st, "access_tokens", &f, false, &deleted,
-                       "token_delete");
+    int rc =
+        mg_delete(st, "access_tokens", &f, false, &deleted, "token_delete");
     bson_destroy(&f);
     return rc == 0 && deleted == 0 ? CP_ENOTFOUND : rc;
 }
@@ -655,10 +654,18 @@ enum grid_count { GC_NODES, GC_SERVICES, GC_USERS, GC_CONTAINERS };
 static void set_count(struct store_grid *g, enum grid_count which, int n)
 {
     switch (which) {
-    case GC_NODES: g->node_count = n; break;
-    case GC_SERVICES: g->service_count = n; break;
-    case GC_USERS: g->user_count = n; break;
-    case GC_CONTAINERS: g->container_count = n; break;
+    case GC_NODES:
+        g->node_count = n;
+        break;
+    case GC_SERVICES:
+        g->service_count = n;
+        break;
+    case GC_USERS:
+        g->user_count = n;
+        break;
+    case GC_CONTAINERS:
+        g->container_count = n;
+        break;
     }
 }
 
@@ -775,8 +782,7 @@ int mgu_grid_get_by_token_hash(struct store *st, const char *hash,
     return grid_get_one(st, "token_hash", hash, out);
 }
 
-int mgu_grid_get_by_id(struct store *st, const char *id,
-                       struct store_grid *out)
+int mgu_grid_get_by_id(struct store *st, const char *id, struct store_grid *out)
 {
     return grid_get_one(st, "_id", id, out);
 }
@@ -811,8 +817,8 @@ static int grid_list_fn(struct mgc *c, void *ctx)
     void *items = NULL;
     size_t len = 0;
     int rc = mgx_find_all(c, "grids", &f, &opts, read_grid,
-                          sizeof(struct store_grid), release_grid, &items,
-                          &len, "grid_list");
+                          sizeof(struct store_grid), release_grid, &items, &len,
+                          "grid_list");
     bson_destroy(&f);
     bson_destroy(&opts);
     if (rc != 0)
@@ -903,10 +909,9 @@ static int grid_create_fn(struct mgc *c, void *ctx)
     rc = mgx_insert(c, "grids", &d, "grid insert");
     bson_destroy(&d);
     if (rc == CP_ECONFLICT) {
-        k->clash = strcmp(c->conflict, "grids_name_key") == 0 ? "name"
-                   : strcmp(c->conflict, "grids_token_hash_key") == 0
-                       ? "token"
-                       : "id";
+        k->clash = strcmp(c->conflict, "grids_name_key") == 0         ? "name"
+                   : strcmp(c->conflict, "grids_token_hash_key") == 0 ? "token"
+                                                                      : "id";
         return rc;
     }
     if (rc != 0)
@@ -981,8 +986,8 @@ int mgu_grid_update(struct store *st, const struct store_grid *g)
  * DELETE CASCADE (store_pg_schema.c); audit_logs has no foreign key and
  * outlives the grid. */
 static const char *const grid_children[] = {
-    "grid_users",    "stacks",         "networks",   "host_nodes",
-    "grid_services", "containers",     "container_logs", "event_logs",
+    "grid_users",    "stacks",     "networks",       "host_nodes",
+    "grid_services", "containers", "container_logs", "event_logs",
     "grid_secrets",  "registries",
 };
 
@@ -1020,19 +1025,18 @@ static int grid_delete_fn(struct mgc *c, void *ctx)
     struct idv stacks = {NULL, 0}, nodes = {NULL, 0}, services = {NULL, 0};
     rc = ids_of(c, "stacks", &g, "_id", read_id, &stacks, "grid stacks");
     if (rc == 0)
-        rc = ids_of(c, "host_nodes", &g, "_id", read_id, &nodes,
-                    "grid nodes");
+        rc = ids_of(c, "host_nodes", &g, "_id", read_id, &nodes, "grid nodes");
     if (rc == 0) {
         /* services of the grid, and of its stacks */
-        bson_t sf = BSON_INITIALIZER, or, a, b;
-        BSON_APPEND_ARRAY_BEGIN(&sf, "$or", &or);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &a);
+        bson_t sf = BSON_INITIALIZER, alt, a, b;
+        BSON_APPEND_ARRAY_BEGIN(&sf, "$or", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "0", &a);
         mgb_str(&a, "grid_id", id);
-        bson_append_document_end(&or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &b);
+        bson_append_document_end(&alt, &a);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "1", &b);
         append_in(&b, "stack_id", &stacks);
-        bson_append_document_end(&or, &b);
-        bson_append_array_end(&sf, &or);
+        bson_append_document_end(&alt, &b);
+        bson_append_array_end(&sf, &alt);
         rc = ids_of(c, "grid_services", &sf, "_id", read_id, &services,
                     "grid services");
         bson_destroy(&sf);
@@ -1123,8 +1127,8 @@ int mgu_grid_user_remove(struct store *st, const char *grid_id,
     mgb_str(&f, "grid_id", grid_id);
     mgb_str(&f, "user_id", user_id);
     int64_t deleted = 0;
-    int rc = mg_delete(st, "grid_users", &f, false, &deleted,
-                       "grid_user_remove");
+    int rc =
+        mg_delete(st, "grid_users", &f, false, &deleted, "grid_user_remove");
     bson_destroy(&f);
     return rc == 0 && deleted == 0 ? CP_ENOTFOUND : rc;
 }
@@ -1304,25 +1308,25 @@ static int lease_fn(struct mgc *c, void *ctx)
     for (int attempt = 0; attempt < MG_LEASE_TRIES; attempt++) {
         cp_free(k->row.holder);
         k->row.holder = NULL;
-        bson_t f = BSON_INITIALIZER, or, a, b, lte;
+        bson_t f = BSON_INITIALIZER, alt, a, b, lte;
         mgb_str(&f, "_id", k->name);
-        BSON_APPEND_ARRAY_BEGIN(&f, "$or", &or);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &a);
+        BSON_APPEND_ARRAY_BEGIN(&f, "$or", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "0", &a);
         mgb_str(&a, "holder", k->holder);
-        bson_append_document_end(&or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &b);
+        bson_append_document_end(&alt, &a);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "1", &b);
         BSON_APPEND_DOCUMENT_BEGIN(&b, "expires_at", &lte);
         mgb_i64(&lte, "$lte", k->now);
         bson_append_document_end(&b, &lte);
-        bson_append_document_end(&or, &b);
-        bson_append_array_end(&f, &or);
+        bson_append_document_end(&alt, &b);
+        bson_append_array_end(&f, &alt);
         bson_t u = BSON_INITIALIZER, set;
         BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
         mgb_str(&set, "holder", k->holder);
         mgb_i64(&set, "expires_at", k->now + k->ttl_ms);
         bson_append_document_end(&u, &set);
-        rc = mgx_find_update(c, "leases", &f, NULL, &u, true, true,
-                             read_lease, &k->row, "lease_acquire");
+        rc = mgx_find_update(c, "leases", &f, NULL, &u, true, true, read_lease,
+                             &k->row, "lease_acquire");
         bson_destroy(&f);
         bson_destroy(&u);
         if (rc == 0) {
@@ -1342,7 +1346,8 @@ static int lease_fn(struct mgc *c, void *ctx)
             continue; /* released meanwhile */
         if (rc != 0)
             return rc;
-        bool ours = k->row.holder != NULL && strcmp(k->row.holder, k->holder) == 0;
+        bool ours =
+            k->row.holder != NULL && strcmp(k->row.holder, k->holder) == 0;
         if (!ours && k->row.expires > k->now) {
             k->acquired = false;
             return 0;
