@@ -1367,7 +1367,9 @@ int mgu_lease_acquire(struct store *st, const char *name, const char *holder,
     int rc = mg_do(st, lease_fn, &k);
     if (rc != 0) {
         cp_free(k.row.holder);
-        return rc;
+        /* CP_EAGAIN means "held by another" here, never a transient
+         * failure of the store: leader.c gives the lead up on it. */
+        return rc == CP_EAGAIN ? CP_EIO : rc;
     }
     if (holder_out != NULL)
         *holder_out = k.row.holder;
