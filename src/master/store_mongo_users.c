@@ -1094,28 +1094,30 @@ static int member_add_fn(struct mgc *c, void *ctx)
         return CP_ENOTFOUND;
     if (rc < 0)
         return rc;
-    char key[2 * (STORE_ID_LEN + 1) + 1];
-    member_key(key, sizeof(key), k->grid_id, k->user_id);
-    bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set;
-    mgb_str(&f, "_id", key);
-    BSON_APPEND_DOCUMENT_BEGIN(&u, "$setOnInsert", &set);
-    mgb_str(&set, "grid_id", k->grid_id);
-    mgb_str(&set, "user_id", k->user_id);
-    bson_append_document_end(&u, &set);
-    rc = mgx_update(c, "grid_users", &f, &u, false, true, NULL, NULL,
-                    "grid_user_add");
+    bson_t f = BSON_INITIALIZER;
+    mgb_str(&f, "grid_id", k->grid_id);
+    mgb_str(&f, "user_id", k->user_id);
+    rc = exists1(c, "grid_users", &f, "grid member");
     bson_destroy(&f);
-    bson_destroy(&u);
-    return rc == CP_ECONFLICT ? 0 : rc; /* added at the same moment */
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    bson_t m = BSON_INITIALIZER;
+    member_doc(&m, k->grid_id, k->user_id);
+    rc = mgx_insert(c, "grid_users", &m, "grid_user_add");
+    bson_destroy(&m);
+    return rc;
 }
 
+/* A duplicate key aborts the transaction, so it is read here: the
+ * membership is there (added at the same moment by another master). */
 int mgu_grid_user_add(struct store *st, const char *grid_id,
                       const char *user_id)
 {
     if (grid_id == NULL || user_id == NULL)
         return CP_ENOTFOUND;
     struct member_ctx k = {grid_id, user_id};
-    return mg_tx(st, member_add_fn, &k);
+    int rc = mg_tx(st, member_add_fn, &k);
+    return rc == CP_ECONFLICT ? 0 : rc;
 }
 
 int mgu_grid_user_remove(struct store *st, const char *grid_id,
