@@ -475,21 +475,26 @@ int mgu_code_take(struct store *st, const char *hash, int64_t now,
 }
 
 /* Refresh tokens are single use: findOneAndDelete. */
+static int refresh_take_fn(struct mgc *c, void *ctx)
+{
+    struct take_ctx *t = ctx;
+    bson_t f = BSON_INITIALIZER;
+    mgb_i64(&f, "kind", STORE_TOKEN_BEARER);
+    mgb_str(&f, "refresh_hash", t->hash);
+    int rc = mgx_find_delete(c, "access_tokens", &f, read_token, t->out,
+                             "refresh take");
+    bson_destroy(&f);
+    return rc;
+}
+
 int mgu_refresh_take(struct store *st, const char *refresh_hash,
                      struct store_token *out)
 {
     memset(out, 0, sizeof(*out));
     if (refresh_hash == NULL)
         return CP_ENOTFOUND; /* never matches a token without one */
-    bson_t f = BSON_INITIALIZER;
-    mgb_i64(&f, "kind", STORE_TOKEN_BEARER);
-    mgb_str(&f, "refresh_hash", refresh_hash);
-    struct mgc c;
-    mg_get(mgs(st), &c);
-    int rc = mgx_find_delete(&c, "access_tokens", &f, read_token, out,
-                             "refresh take");
-    mg_put(&c);
-    bson_destroy(&f);
+    struct take_ctx t = {refresh_hash, 0, out};
+    int rc = mg_do(st, refresh_take_fn, &t);
     if (rc != 0)
         store_token_release(out);
     return rc;
