@@ -135,8 +135,8 @@ int mga_registry_delete(struct store *st, const char *grid_id, const char *name)
     bson_t f = BSON_INITIALIZER;
     grid_name_filter(&f, grid_id, name);
     int64_t deleted = 0;
-    int rc = mg_delete(st, "registries", &f, false, &deleted,
-                       "registry delete");
+    int rc =
+        mg_delete(st, "registries", &f, false, &deleted, "registry delete");
     bson_destroy(&f);
     return rc == 0 && deleted == 0 ? CP_ENOTFOUND : rc;
 }
@@ -227,9 +227,9 @@ int mga_audit_list(struct store *st, const char *grid_id, int limit,
                             BCON_INT64(limit > 0 ? limit : 1));
     void *items = NULL;
     size_t len = 0;
-    int rc = mg_find_all(st, "audit_logs", &f, opts, read_audit,
-                         sizeof(*out->items), release_audit, &items, &len,
-                         "audit list");
+    int rc =
+        mg_find_all(st, "audit_logs", &f, opts, read_audit, sizeof(*out->items),
+                    release_audit, &items, &len, "audit list");
     bson_destroy(opts);
     bson_destroy(&f);
     if (rc == 0) {

@@ -94,29 +94,29 @@ static void release_user(void *item)
  * a service naming a secret twice gives two adjacent rows. */
 static bson_t *users_pipeline(const char *grid_id, const char *name)
 {
-    bson_t *p;
-    if (name != NULL)
-        p = BCON_NEW("0", "{", "$match", "{", "grid_id", BCON_UTF8(grid_id),
-                     "secret_names", BCON_UTF8(name), "}", "}", /* */
-                     "1", "{", "$unwind", BCON_UTF8("$secret_names"), "}",
-                     "2", "{", "$match", "{", "secret_names", BCON_UTF8(name),
-                     "}", "}");
-    else
-        p = BCON_NEW("0", "{", "$match", "{", "grid_id", BCON_UTF8(grid_id),
-                     "secret_names", "{", "$exists", BCON_BOOL(true), "$ne",
-                     "[", "]", "}", "}", "}", /* */
-                     "1", "{", "$unwind", BCON_UTF8("$secret_names"), "}",
-                     "2", "{", "$match", "{", "secret_names", "{", "$type",
-                     BCON_UTF8("string"), "}", "}", "}");
-    BCON_APPEND(p, /* */
-                "3", "{", "$lookup", "{", "from", BCON_UTF8("stacks"),
+    bson_t *p = bson_new();
+    if (name != NULL) {
+        BCON_APPEND(p, "0", "{", "$match", "{", "grid_id", BCON_UTF8(grid_id),
+                    "secret_names", BCON_UTF8(name), "}", "}");
+        BCON_APPEND(p, "1", "{", "$unwind", BCON_UTF8("$secret_names"), "}");
+        BCON_APPEND(p, "2", "{", "$match", "{", "secret_names", BCON_UTF8(name),
+                    "}", "}");
+    } else {
+        BCON_APPEND(p, "0", "{", "$match", "{", "grid_id", BCON_UTF8(grid_id),
+                    "secret_names", "{", "$exists", BCON_BOOL(true), "$ne", "[",
+                    "]", "}", "}", "}");
+        BCON_APPEND(p, "1", "{", "$unwind", BCON_UTF8("$secret_names"), "}");
+        BCON_APPEND(p, "2", "{", "$match", "{", "secret_names", "{", "$type",
+                    BCON_UTF8("string"), "}", "}", "}");
+    }
+    BCON_APPEND(p, "3", "{", "$lookup", "{", "from", BCON_UTF8("stacks"),
                 "localField", BCON_UTF8("stack_id"), "foreignField",
-                BCON_UTF8("_id"), "as", BCON_UTF8("k"), "}", "}", /* */
-                "4", "{", "$unwind", BCON_UTF8("$k"), "}",        /* */
-                "5", "{", "$project", "{", "_id", BCON_INT32(1), "name",
+                BCON_UTF8("_id"), "as", BCON_UTF8("k"), "}", "}");
+    BCON_APPEND(p, "4", "{", "$unwind", BCON_UTF8("$k"), "}");
+    BCON_APPEND(p, "5", "{", "$project", "{", "_id", BCON_INT32(1), "name",
                 BCON_INT32(1), "secret", BCON_UTF8("$secret_names"), "stack",
-                BCON_UTF8("$k.name"), "}", "}", /* */
-                "6", "{", "$sort", "{", "secret", BCON_INT32(1), "stack",
+                BCON_UTF8("$k.name"), "}", "}");
+    BCON_APPEND(p, "6", "{", "$sort", "{", "secret", BCON_INT32(1), "stack",
                 BCON_INT32(1), "name", BCON_INT32(1), "_id", BCON_INT32(1), "}",
                 "}");
     return p;
@@ -145,8 +145,9 @@ static int attach_users(struct mgc *c, const char *grid_id, const char *name,
     bson_t *p = users_pipeline(grid_id, name);
     void *items = NULL;
     size_t len = 0;
-    int rc = mgx_aggregate(c, "grid_services", p, read_user, sizeof(struct user_row),
-                           release_user, &items, &len, "secret users");
+    int rc =
+        mgx_aggregate(c, "grid_services", p, read_user, sizeof(struct user_row),
+                      release_user, &items, &len, "secret users");
     bson_destroy(p);
     if (rc != 0)
         return rc;
@@ -191,8 +192,8 @@ static int bump(struct mgc *c, const char *grid_id, const char *name,
     mgb_i64(&set, "updated_at", now);
     bson_append_document_end(&u, &set);
     int64_t matched = 0;
-    int rc = mgx_update(c, "grid_services", &f, &u, true, false, &matched,
-                        NULL, "secret bump services");
+    int rc = mgx_update(c, "grid_services", &f, &u, true, false, &matched, NULL,
+                        "secret bump services");
     bson_destroy(&u);
     bson_destroy(&f);
     if (rc == 0)
@@ -257,8 +258,8 @@ static int update_fn(struct mgc *c, void *ctx)
     mgb_i64(&set, "updated_at", k->now);
     bson_append_document_end(&u, &set);
     int64_t matched = 0;
-    int rc = mgx_update(c, "grid_secrets", &f, &u, false, false, &matched,
-                        NULL, "secret update");
+    int rc = mgx_update(c, "grid_secrets", &f, &u, false, false, &matched, NULL,
+                        "secret update");
     bson_destroy(&u);
     bson_destroy(&f);
     if (rc == 0 && matched == 0)
@@ -293,9 +294,9 @@ static int delete_fn(struct mgc *c, void *ctx)
     BCON_APPEND(p, "7", "{", "$limit", BCON_INT64(1), "}");
     void *items = NULL;
     size_t len = 0;
-    int rc = mgx_aggregate(c, "grid_services", p, read_user,
-                           sizeof(struct user_row), release_user, &items, &len,
-                           "secret users");
+    int rc =
+        mgx_aggregate(c, "grid_services", p, read_user, sizeof(struct user_row),
+                      release_user, &items, &len, "secret users");
     bson_destroy(p);
     if (rc == 0) {
         struct user_row *rows = items;
@@ -307,8 +308,8 @@ static int delete_fn(struct mgc *c, void *ctx)
     }
     int64_t deleted = 0;
     if (rc == 0)
-        rc = mgx_delete(c, "grid_secrets", &f, false, &deleted,
-                        "secret delete");
+        rc =
+            mgx_delete(c, "grid_secrets", &f, false, &deleted, "secret delete");
     bson_destroy(&f);
     return rc == 0 && deleted == 0 ? CP_ENOTFOUND : rc;
 }
@@ -363,8 +364,8 @@ static int list_fn(struct mgc *c, void *ctx)
     void *items = NULL;
     size_t len = 0;
     int rc = mgx_find_all(c, "grid_secrets", &f, opts, read_secret,
-                          sizeof(*k->list->items), release_secret, &items,
-                          &len, "secret list");
+                          sizeof(*k->list->items), release_secret, &items, &len,
+                          "secret list");
     bson_destroy(opts);
     bson_destroy(&f);
     if (rc != 0)
