@@ -195,8 +195,10 @@ static int read_grid_id(const bson_t *d, void *item)
 
 /* ==== Stacks: reads ==== */
 
-/* Moves the newest revisions of the n stacks in k into revs (left empty
- * for a stack without one), in one query. */
+/* Moves the newest revisions of the n stacks in k into revs (empty, with
+ * empty JSON values, for a stack without one), in one query: an $or of
+ * (stack_id, revision) pairs, each on the unique index, so that only the
+ * newest revisions are read. */
 static int load_revs(struct mgc *c, const struct store_stack *k,
                      struct store_stack_revision *revs, size_t n)
 {
@@ -237,6 +239,15 @@ static int load_revs(struct mgc *c, const struct store_stack *k,
         store_stack_revision_release(&got[j]); /* no-op once moved */
     }
     cp_free(got);
+    /* As PostgreSQL's LEFT JOIN miss: empty, with empty JSON values. */
+    for (size_t i = 0; i < n; i++) {
+        if (revs[i].id[0] != '\0')
+            continue;
+        revs[i].variables = json_object();
+        revs[i].services = json_array();
+        revs[i].volumes = json_array();
+        revs[i].metadata = json_object();
+    }
     return 0;
 }
 
