@@ -721,7 +721,7 @@ static int job_lock(struct mgc *c)
     bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, inc;
     mgb_str(&f, "_id", MG_STACK_DEPLOY_LOCK);
     bson_append_document_begin(&u, "$inc", -1, &inc);
-    mgb_i64(&inc, "n", 1);
+    mgb_i64(&inc, "value", 1);
     bson_append_document_end(&u, &inc);
     int rc = mgx_update(c, "counters", &f, &u, false, true, NULL, NULL,
                         "stack deploy lock");
