@@ -12,12 +12,9 @@
 #include "store_mongo_int.h"
 #include "../common/alloc.h"
 #include "../common/err.h"
-#include "../common/json.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
-#include <assert.h>
-#include <stdio.h>
 #include <string.h>
 
 #define DEPLOYS "grid_service_deploys"
@@ -63,8 +60,8 @@ static void cmp_i64(bson_t *b, const char *key, const char *op, int64_t v)
     bson_append_document_end(b, &c);
 }
 
-/* key: {op: [v[0], ..., v[n-1]]}; v is an array of n strings of stride
- * bytes each (so that both char *[] and char[][25] fit). */
+/* key: {op: [v[0], ..., v[n-1]]}; v holds n strings of stride bytes
+ * each (a char[n][STORE_ID_LEN + 1] read by mgx_find_all). */
 static void in_strs(bson_t *b, const char *key, const char *op,
                     const char *v, size_t stride, size_t n)
 {
@@ -454,9 +451,10 @@ int mgd_deploy_list(struct store *st, const char *service_id, int limit,
                          &out->len, "deploy list");
     bson_destroy(&f);
     bson_destroy(&opts);
-    out->items = items;
+    /* On error mgx_find_all has released and freed what it read. */
+    out->items = rc == 0 ? items : NULL;
     if (rc != 0)
-        store_deploy_list_release(out);
+        out->len = 0;
     return rc;
 }
 
@@ -535,6 +533,8 @@ static int prune_fn(struct mgc *c, void *ctx)
     int rc = mgx_aggregate(c, DEPLOYS, &p, read_prune_id, STORE_ID_LEN + 1,
                            NULL, &items, &n, "deploys prune");
     bson_destroy(&p);
+    if (rc != 0)
+        return rc; /* mgx_aggregate freed what it read */
     for (size_t i = 0; rc == 0 && i < n; i += PRUNE_BATCH) {
         size_t m = n - i < PRUNE_BATCH ? n - i : PRUNE_BATCH;
         bson_t f = BSON_INITIALIZER;
@@ -698,9 +698,10 @@ int mgd_container_list(struct store *st, const char *grid_id,
                          &out->len, "container list");
     bson_destroy(&f);
     bson_destroy(&opts);
-    out->items = items;
+    /* On error mgx_find_all has released and freed what it read. */
+    out->items = rc == 0 ? items : NULL;
     if (rc != 0)
-        store_container_list_release(out);
+        out->len = 0;
     return rc;
 }
 
@@ -966,9 +967,10 @@ static int logs_read_fn(struct mgc *c, void *ctx)
                           NULL, &ids, &n, "logs read");
         bson_destroy(&sf);
         bson_destroy(&sopts);
-        if (rc == 0)
+        if (rc == 0) { /* (on error, mgx_find_all freed ids) */
             in_strs(&f, "service_id", "$in", ids, STORE_ID_LEN + 1, n);
-        cp_free(ids);
+            cp_free(ids);
+        }
     }
     bool reverse = false;
     hq_finish(&f, &opts, q, &reverse);
@@ -987,10 +989,9 @@ int mgd_logs_read(struct store *st, const struct store_log_query *q,
 {
     struct logs_read_ctx k = {q, NULL, 0};
     int rc = mg_do(st, logs_read_fn, &k);
-    out->items = k.items;
-    out->len = k.len;
-    if (rc != 0)
-        store_log_list_release(out);
+    /* On error mgx_find_all has released and freed what it read. */
+    out->items = rc == 0 ? k.items : NULL;
+    out->len = rc == 0 ? k.len : 0;
     return rc;
 }
 
@@ -1039,9 +1040,10 @@ int mgd_events_read(struct store *st, const struct store_log_query *q,
                          "events read");
     bson_destroy(&f);
     bson_destroy(&opts);
-    out->items = items;
+    /* On error mgx_find_all has released and freed what it read. */
+    out->items = rc == 0 ? items : NULL;
     if (rc != 0) {
-        store_event_list_release(out);
+        out->len = 0;
         return rc;
     }
     if (reverse)
