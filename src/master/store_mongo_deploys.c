@@ -968,7 +968,13 @@ static int logs_read_fn(struct mgc *c, void *ctx)
         bson_destroy(&sf);
         bson_destroy(&sopts);
         if (rc == 0) { /* (on error, mgx_find_all freed ids) */
-            in_strs(&f, "service_id", "$in", ids, STORE_ID_LEN + 1, n);
+            /* Under $and: service_id may already be a term of f. */
+            bson_t and, term;
+            BSON_APPEND_ARRAY_BEGIN(&f, "$and", &and);
+            BSON_APPEND_DOCUMENT_BEGIN(&and, "0", &term);
+            in_strs(&term, "service_id", "$in", ids, STORE_ID_LEN + 1, n);
+            bson_append_document_end(&and, &term);
+            bson_append_array_end(&f, &and);
             cp_free(ids);
         }
     }
