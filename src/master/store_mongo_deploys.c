@@ -62,8 +62,8 @@ static void cmp_i64(bson_t *b, const char *key, const char *op, int64_t v)
 
 /* key: {op: [v[0], ..., v[n-1]]}; v holds n strings of stride bytes
  * each (a char[n][STORE_ID_LEN + 1] read by mgx_find_all). */
-static void in_strs(bson_t *b, const char *key, const char *op,
-                    const char *v, size_t stride, size_t n)
+static void in_strs(bson_t *b, const char *key, const char *op, const char *v,
+                    size_t stride, size_t n)
 {
     bson_t c, arr;
     BSON_APPEND_DOCUMENT_BEGIN(b, key, &c);
@@ -153,8 +153,8 @@ static int deploy_lock(struct mgc *c)
     return rc == CP_ECONFLICT ? CP_EAGAIN : rc;
 }
 
-static int deploy_by_id(struct mgc *c, const char *id,
-                        struct store_deploy *out, const char *what)
+static int deploy_by_id(struct mgc *c, const char *id, struct store_deploy *out,
+                        const char *what)
 {
     bson_t f = BSON_INITIALIZER;
     mgb_str(&f, "_id", id);
@@ -171,8 +171,8 @@ static int service_exists(struct mgc *c, const char *id)
     bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     mgb_str(&f, "_id", id);
     project1(&opts, "_id");
-    int rc = mgx_find_one(c, SERVICES, &f, &opts, read_id, got,
-                          "deploy service");
+    int rc =
+        mgx_find_one(c, SERVICES, &f, &opts, read_id, got, "deploy service");
     bson_destroy(&f);
     bson_destroy(&opts);
     return rc;
@@ -379,8 +379,8 @@ static int claim_fn(struct mgc *c, void *ctx)
     mgb_i64(&set, "started_at", k->now);
     mgb_i64(&set, "finished_at", 0);
     bson_append_document_end(&u, &set);
-    rc = mgx_find_update(c, DEPLOYS, &f, NULL, &u, false, true,
-                         mgd_read_deploy, k->out, "deploy claim");
+    rc = mgx_find_update(c, DEPLOYS, &f, NULL, &u, false, true, mgd_read_deploy,
+                         k->out, "deploy claim");
     bson_destroy(&f);
     bson_destroy(&u);
     return rc;
@@ -447,8 +447,8 @@ int mgd_deploy_list(struct store *st, const char *service_id, int limit,
     out->items = NULL;
     out->len = 0;
     int rc = mg_find_all(st, DEPLOYS, &f, &opts, mgd_read_deploy,
-                         sizeof(*out->items), release_deploy, &items,
-                         &out->len, "deploy list");
+                         sizeof(*out->items), release_deploy, &items, &out->len,
+                         "deploy list");
     bson_destroy(&f);
     bson_destroy(&opts);
     /* On error mgx_find_all has released and freed what it read. */
@@ -618,8 +618,8 @@ int mgd_container_save(struct store *st, const struct store_container *k)
     mgb_str(&ins, "_id", id);
     mgb_i64(&ins, "created_at", k->created_at ? k->created_at : now);
     bson_append_document_end(&u, &ins);
-    int rc = mg_update(st, CONTAINERS, &f, &u, false, true, NULL,
-                       "container save");
+    int rc =
+        mg_update(st, CONTAINERS, &f, &u, false, true, NULL, "container save");
     bson_destroy(&f);
     bson_destroy(&u);
     return rc;
@@ -792,8 +792,7 @@ static int next_seq_fn(struct mgc *c, void *ctx)
  * seqs only have to grow. The documents go in with one insert_many, in a
  * transaction when there are several, so that the append is whole or
  * nothing. */
-static int reserve(struct store *st, const char *coll, size_t n,
-                   int64_t *first)
+static int reserve(struct store *st, const char *coll, size_t n, int64_t *first)
 {
     struct reserve_ctx k = {coll, (int64_t)n, 0};
     int rc = mg_do(st, next_seq_fn, &k);
@@ -981,8 +980,9 @@ static int logs_read_fn(struct mgc *c, void *ctx)
     bool reverse = false;
     hq_finish(&f, &opts, q, &reverse);
     if (rc == 0)
-        rc = mgx_find_all(c, LOGS, &f, &opts, read_log, sizeof(struct store_log),
-                          release_log, &k->items, &k->len, "logs read");
+        rc =
+            mgx_find_all(c, LOGS, &f, &opts, read_log, sizeof(struct store_log),
+                         release_log, &k->items, &k->len, "logs read");
     bson_destroy(&f);
     bson_destroy(&opts);
     if (rc == 0 && reverse)
@@ -1041,9 +1041,8 @@ int mgd_events_read(struct store *st, const struct store_log_query *q,
     void *items = NULL;
     out->items = NULL;
     out->len = 0;
-    int rc = mg_find_all(st, EVENTS, &f, &opts, read_event,
-                         sizeof(*out->items), release_event, &items, &out->len,
-                         "events read");
+    int rc = mg_find_all(st, EVENTS, &f, &opts, read_event, sizeof(*out->items),
+                         release_event, &items, &out->len, "events read");
     bson_destroy(&f);
     bson_destroy(&opts);
     /* On error mgx_find_all has released and freed what it read. */
