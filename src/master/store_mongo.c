@@ -418,8 +418,8 @@ out:
 }
 
 int mgx_update(struct mgc *c, const char *coll, const bson_t *filter,
-               const bson_t *update, bool many, bool upsert,
-               int64_t *matched, bool *upserted, const char *what)
+               const bson_t *update, bool many, bool upsert, int64_t *matched,
+               bool *upserted, const char *what)
 {
     c->conflict[0] = '\0';
     if (matched != NULL)
@@ -438,10 +438,9 @@ int mgx_update(struct mgc *c, const char *coll, const bson_t *filter,
     if (upsert)
         bson_append_bool(&opts, "upsert", -1, true);
     col = coll_of(c, coll);
-    bool ok = many ? mongoc_collection_update_many(col, f, update, &opts,
-                                                   &reply, &e)
-                   : mongoc_collection_update_one(col, f, update, &opts,
-                                                  &reply, &e);
+    bool ok =
+        many ? mongoc_collection_update_many(col, f, update, &opts, &reply, &e)
+             : mongoc_collection_update_one(col, f, update, &opts, &reply, &e);
     if (!ok) {
         rc = fail(c, &e, &reply, what);
         goto out;
@@ -494,8 +493,8 @@ out:
     return rc;
 }
 
-int mgx_delete(struct mgc *c, const char *coll, const bson_t *filter,
-               bool many, int64_t *deleted, const char *what)
+int mgx_delete(struct mgc *c, const char *coll, const bson_t *filter, bool many,
+               int64_t *deleted, const char *what)
 {
     c->conflict[0] = '\0';
     if (deleted != NULL)
@@ -538,8 +537,7 @@ static int cursor_result(struct mgc *c, mongoc_cursor_t *cur, const char *what)
 }
 
 int mgx_find_one(struct mgc *c, const char *coll, const bson_t *filter,
-                 const bson_t *opts, mg_doc_fn *rd, void *out,
-                 const char *what)
+                 const bson_t *opts, mg_doc_fn *rd, void *out, const char *what)
 {
     c->conflict[0] = '\0';
     bson_t o, empty;
@@ -662,8 +660,8 @@ int mgx_aggregate(struct mgc *c, const char *coll, const bson_t *pipeline,
         goto out;
     }
     col = coll_of(c, coll);
-    cur = mongoc_collection_aggregate(col, MONGOC_QUERY_NONE, pipeline, &o,
-                                      NULL);
+    cur =
+        mongoc_collection_aggregate(col, MONGOC_QUERY_NONE, pipeline, &o, NULL);
     rc = collect(c, cur, rd, size, release, items, len, what);
 out:
     mongoc_cursor_destroy(cur);
@@ -672,8 +670,8 @@ out:
     return rc;
 }
 
-int mgx_count(struct mgc *c, const char *coll, const bson_t *filter,
-              int64_t *n, const char *what)
+int mgx_count(struct mgc *c, const char *coll, const bson_t *filter, int64_t *n,
+              const char *what)
 {
     c->conflict[0] = '\0';
     *n = 0;
@@ -731,7 +729,8 @@ static int find_modify(struct mgc *c, const char *coll, const bson_t *filter,
         fam, (mongoc_find_and_modify_flags_t)flags);
     if (sort != NULL)
         mongoc_find_and_modify_opts_set_sort(fam, sort);
-    if (!bson_empty(&extra) && !mongoc_find_and_modify_opts_append(fam, &extra)) {
+    if (!bson_empty(&extra) &&
+        !mongoc_find_and_modify_opts_append(fam, &extra)) {
         rc = fail_local(what, "cannot append the session");
         goto out;
     }
@@ -768,8 +767,7 @@ out:
 
 int mgx_find_update(struct mgc *c, const char *coll, const bson_t *filter,
                     const bson_t *sort, const bson_t *update, bool upsert,
-                    bool return_new, mg_doc_fn *rd, void *out,
-                    const char *what)
+                    bool return_new, mg_doc_fn *rd, void *out, const char *what)
 {
     return find_modify(c, coll, filter, sort, update, upsert, return_new, rd,
                        out, what);
@@ -892,9 +890,10 @@ static int commit(struct mgc *c)
     for (int i = 0;; i++) {
         bson_t reply = BSON_INITIALIZER;
         bson_error_t e;
-        bool ok = mongoc_client_session_commit_transaction(c->session, &reply,
-                                                           &e);
-        bool unknown = !ok && has_label(&reply, "UnknownTransactionCommitResult");
+        bool ok =
+            mongoc_client_session_commit_transaction(c->session, &reply, &e);
+        bool unknown =
+            !ok && has_label(&reply, "UnknownTransactionCommitResult");
         bool transient = !ok && has_label(&reply, "TransientTransactionError");
         int rc = 0;
         if (!ok && !unknown)
@@ -985,8 +984,7 @@ struct one_ctx {
 static int find_one_fn(struct mgc *c, void *ctx)
 {
     struct one_ctx *o = ctx;
-    return mgx_find_one(c, o->coll, o->filter, o->opts, o->rd, o->out,
-                        o->what);
+    return mgx_find_one(c, o->coll, o->filter, o->opts, o->rd, o->out, o->what);
 }
 
 int mg_find_one(struct store *st, const char *coll, const bson_t *filter,
@@ -1148,8 +1146,8 @@ static void tune_uri(mongoc_uri_t *uri)
     if (mongoc_uri_get_appname(uri) == NULL)
         mongoc_uri_set_appname(uri, "kontena-master");
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(
-            uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, MG_SELECT_TIMEOUT_MS);
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                       MG_SELECT_TIMEOUT_MS);
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
         mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
                                        MG_SOCKET_TIMEOUT_MS);
@@ -1173,15 +1171,15 @@ static int check_server(struct mg_store *s, char *err, size_t errlen)
     bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
     bson_error_t e;
     bson_append_int32(&cmd, "hello", -1, 1);
-    bool ok = mongoc_client_command_simple(c.client, "admin", &cmd, NULL,
-                                           &reply, &e);
+    bool ok =
+        mongoc_client_command_simple(c.client, "admin", &cmd, NULL, &reply, &e);
     if (!ok && e.domain != MONGOC_ERROR_SERVER_SELECTION &&
         e.domain != MONGOC_ERROR_STREAM) {
         bson_destroy(&reply);
         bson_reinit(&cmd);
         bson_append_int32(&cmd, "isMaster", -1, 1);
-        ok = mongoc_client_command_simple(c.client, "admin", &cmd, NULL,
-                                          &reply, &e);
+        ok = mongoc_client_command_simple(c.client, "admin", &cmd, NULL, &reply,
+                                          &e);
     }
     mg_put(&c);
     bson_destroy(&cmd);
@@ -1193,8 +1191,8 @@ static int check_server(struct mg_store *s, char *err, size_t errlen)
                      "MongoDB store: cannot reach a server at %s: %s", hosts,
                      e.message);
         else
-            snprintf(err, errlen, "MongoDB store: %s: hello failed: %s",
-                     hosts, e.message);
+            snprintf(err, errlen, "MongoDB store: %s: hello failed: %s", hosts,
+                     e.message);
         rc = CP_EIO;
         goto out;
     }
@@ -1291,8 +1289,8 @@ static int ping_fn(struct mgc *c, void *ctx)
     bson_t cmd = BSON_INITIALIZER, reply = BSON_INITIALIZER;
     bson_error_t e;
     bson_append_int32(&cmd, "ping", -1, 1);
-    bool ok =
-        mongoc_client_command_simple(c->client, "admin", &cmd, NULL, &reply, &e);
+    bool ok = mongoc_client_command_simple(c->client, "admin", &cmd, NULL,
+                                           &reply, &e);
     int rc = ok ? 0 : fail(c, &e, &reply, "ping");
     bson_destroy(&reply);
     bson_destroy(&cmd);
