@@ -354,6 +354,19 @@ static mongoc_collection_t *coll_of(struct mgc *c, const char *name)
     return mongoc_client_get_collection(c->client, c->s->db, name);
 }
 
+/* Some libmongoc releases assert on destroying NULL. */
+static void coll_free(mongoc_collection_t *col)
+{
+    if (col != NULL)
+        mongoc_collection_destroy(col);
+}
+
+static void cursor_free(mongoc_cursor_t *cur)
+{
+    if (cur != NULL)
+        mongoc_cursor_destroy(cur);
+}
+
 static int64_t reply_count(const bson_t *reply, const char *key)
 {
     bson_iter_t it;
@@ -386,7 +399,7 @@ int mgx_insert(struct mgc *c, const char *coll, const bson_t *doc,
     if (!mongoc_collection_insert_one(col, doc, &opts, &reply, &e))
         rc = fail(c, &e, &reply, what);
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&opts);
     return rc;
@@ -411,7 +424,7 @@ int mgx_insert_many(struct mgc *c, const char *coll, const bson_t **docs,
     if (!mongoc_collection_insert_many(col, docs, n, &opts, &reply, &e))
         rc = fail(c, &e, &reply, what);
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&opts);
     return rc;
@@ -451,7 +464,7 @@ int mgx_update(struct mgc *c, const char *coll, const bson_t *filter,
         *upserted = bson_has_field(&reply, "upsertedId") ||
                     reply_count(&reply, "upsertedCount") > 0;
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&opts);
     if (f != filter)
@@ -485,7 +498,7 @@ int mgx_replace(struct mgc *c, const char *coll, const bson_t *filter,
     if (matched != NULL)
         *matched = reply_count(&reply, "matchedCount");
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&opts);
     if (f != filter)
@@ -518,7 +531,7 @@ int mgx_delete(struct mgc *c, const char *coll, const bson_t *filter, bool many,
     if (deleted != NULL)
         *deleted = reply_count(&reply, "deletedCount");
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&opts);
     if (f != filter)
@@ -565,8 +578,8 @@ int mgx_find_one(struct mgc *c, const char *coll, const bson_t *filter,
             rc = CP_ENOTFOUND;
     }
 out:
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
+    cursor_free(cur);
+    coll_free(col);
     bson_destroy(&o);
     if (f != filter)
         bson_destroy(&empty);
@@ -635,8 +648,8 @@ int mgx_find_all(struct mgc *c, const char *coll, const bson_t *filter,
     cur = mongoc_collection_find_with_opts(col, f, &o, NULL);
     rc = collect(c, cur, rd, size, release, items, len, what);
 out:
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
+    cursor_free(cur);
+    coll_free(col);
     bson_destroy(&o);
     if (f != filter)
         bson_destroy(&empty);
@@ -664,8 +677,8 @@ int mgx_aggregate(struct mgc *c, const char *coll, const bson_t *pipeline,
         mongoc_collection_aggregate(col, MONGOC_QUERY_NONE, pipeline, &o, NULL);
     rc = collect(c, cur, rd, size, release, items, len, what);
 out:
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(col);
+    cursor_free(cur);
+    coll_free(col);
     bson_destroy(&o);
     return rc;
 }
@@ -691,7 +704,7 @@ int mgx_count(struct mgc *c, const char *coll, const bson_t *filter, int64_t *n,
     else
         *n = v;
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     bson_destroy(&reply);
     bson_destroy(&o);
     if (f != filter)
@@ -756,7 +769,7 @@ static int find_modify(struct mgc *c, const char *coll, const bson_t *filter,
     /* An upsert that inserted with return_new false has no document to
      * read: the value is null. */
 out:
-    mongoc_collection_destroy(col);
+    coll_free(col);
     mongoc_find_and_modify_opts_destroy(fam);
     bson_destroy(&reply);
     bson_destroy(&extra);
