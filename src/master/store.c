@@ -69,10 +69,15 @@ int store_open(const char *url, struct store **out, char *err,
     }
     if (strncmp(url, "mongodb://", 10) == 0 ||
         strncmp(url, "mongodb+srv://", 14) == 0) {
+#ifdef CP_WITH_MONGODB
+        return open_with(&store_mongo_ops, url, out, err, errlen);
+#else
         snprintf(err, errlen,
                  "the MongoDB store backend is not built into this "
-                 "kontena-master yet (MONGODB_URI is set)");
+                 "kontena-master (configure with -DWITH_MONGODB=ON and "
+                 "libmongoc-dev installed)");
         return CP_EUNSUPPORTED;
+#endif
     }
     const char *path = url;
     if (strncmp(url, "sqlite:", 7) == 0)

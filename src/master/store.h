@@ -1054,5 +1054,8 @@ extern const struct store_ops store_sqlite_ops;
 #ifdef CP_WITH_POSTGRES
 extern const struct store_ops store_pg_ops;
 #endif
+#ifdef CP_WITH_MONGODB
+extern const struct store_ops store_mongo_ops;
+#endif
 
 #endif
