@@ -834,8 +834,10 @@ int mgx_fence(struct mgc *c, const struct store_fence *fence, int64_t now)
     bson_append_document_begin(&filter, "expires_at", -1, &child);
     mgb_i64(&child, "$gt", now);
     bson_append_document_end(&filter, &child);
-    bson_append_document_begin(&update, "$set", -1, &child);
-    mgb_i64(&child, "fenced_at", now);
+    /* $inc, not a $set of now: a write that changes nothing (two fences
+     * in one millisecond) is no write, and would conflict with nothing. */
+    bson_append_document_begin(&update, "$inc", -1, &child);
+    mgb_i64(&child, "fence_seq", 1);
     bson_append_document_end(&update, &child);
     int64_t matched = 0;
     int rc = mgx_update(c, "leases", &filter, &update, false, false, &matched,
@@ -844,6 +846,24 @@ int mgx_fence(struct mgc *c, const struct store_fence *fence, int64_t now)
     bson_destroy(&filter);
     if (rc == 0 && matched == 0)
         rc = CP_ECONFLICT;
+    return rc;
+}
+
+int mgx_lock_row(struct mgc *c, const char *coll, const char *id,
+                 const char *what)
+{
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, child;
+    mgb_id(&filter, "_id", id);
+    bson_append_document_begin(&update, "$inc", -1, &child);
+    mgb_i64(&child, "lock_seq", 1);
+    bson_append_document_end(&update, &child);
+    int64_t matched = 0;
+    int rc = mgx_update(c, coll, &filter, &update, false, false, &matched,
+                        NULL, what);
+    bson_destroy(&update);
+    bson_destroy(&filter);
+    if (rc == 0 && matched == 0)
+        rc = CP_ENOTFOUND;
     return rc;
 }
 

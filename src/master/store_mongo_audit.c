@@ -13,14 +13,6 @@
 
 #include <string.h>
 
-/* For existence checks: the document is not read. */
-static int read_nothing(const bson_t *d, void *item)
-{
-    CP_UNUSED(d);
-    CP_UNUSED(item);
-    return 0;
-}
-
 /* ==== Registries ==== */
 
 static int read_registry(const bson_t *d, void *item)
@@ -62,14 +54,8 @@ static int reg_create_fn(struct mgc *c, void *ctx)
 {
     struct reg_ctx *k = ctx;
     const struct store_registry *r = k->r;
-    bson_t g = BSON_INITIALIZER;
-    mgb_id(&g, "_id", r->grid_id);
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-    int dummy = 0;
-    int rc = mgx_find_one(c, "grids", &g, opts, read_nothing, &dummy,
-                          "registry create grid");
-    bson_destroy(opts);
-    bson_destroy(&g);
+    /* Locked, so that a grid_delete meanwhile conflicts (mgx_lock_row). */
+    int rc = mgx_lock_row(c, "grids", r->grid_id, "registry create grid");
     if (rc != 0)
         return rc;
     bson_t d = BSON_INITIALIZER;

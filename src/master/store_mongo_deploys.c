@@ -164,18 +164,11 @@ static int deploy_by_id(struct mgc *c, const char *id, struct store_deploy *out,
 }
 
 /* 0 when service id exists, CP_ENOTFOUND when not (the PostgreSQL
- * foreign key's answer). */
+ * foreign key's answer); locks it, so that a service_delete committing
+ * meanwhile conflicts instead of leaving an orphan deploy. */
 static int service_exists(struct mgc *c, const char *id)
 {
-    char got[STORE_ID_LEN + 1];
-    bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    mgb_str(&f, "_id", id);
-    project1(&opts, "_id");
-    int rc =
-        mgx_find_one(c, SERVICES, &f, &opts, read_id, got, "deploy service");
-    bson_destroy(&f);
-    bson_destroy(&opts);
-    return rc;
+    return mgx_lock_row(c, SERVICES, id, "deploy service");
 }
 
 struct queue_ctx {

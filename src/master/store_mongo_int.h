@@ -218,6 +218,15 @@ int mg_tx(struct store *st, mg_fn *fn, void *ctx);
  * when not; 0 at once when fence is NULL. */
 int mgx_fence(struct mgc *c, const struct store_fence *fence, int64_t now);
 
+/* Locks the document id of coll for the rest of the transaction, as
+ * PostgreSQL's row locks and foreign keys do: writes it ($inc of its
+ * "lock_seq"), so that a concurrent transaction deleting or writing it
+ * conflicts with this one (and is retried after it) instead of both
+ * committing, e.g. a node created in a grid being deleted. CP_ENOTFOUND
+ * when it does not exist. Only inside mg_tx. */
+int mgx_lock_row(struct mgc *c, const char *coll, const char *id,
+                 const char *what);
+
 /* ==== Pooled shorthands: one statement, no transaction ==== */
 
 int mg_find_one(struct store *st, const char *coll, const bson_t *filter,

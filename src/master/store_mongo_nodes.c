@@ -266,10 +266,9 @@ static int create_fn(struct mgc *c, void *ctx)
     if (n->name == NULL)
         return CP_EINVAL; /* NOT NULL in PostgreSQL */
 
-    bson_t g = BSON_INITIALIZER;
-    mgb_id(&g, "_id", n->grid_id);
-    int rc = exists(c, "grids", &g, "node grid");
-    bson_destroy(&g);
+    /* Locks the grid, as PostgreSQL's FOR NO KEY UPDATE: a grid_delete
+     * committing meanwhile conflicts instead of orphaning the node. */
+    int rc = mgx_lock_row(c, "grids", n->grid_id, "node grid");
     if (rc != 0)
         return rc;
     if (n->node_id != NULL) {

@@ -210,14 +210,15 @@ struct secret_ctx {
     int bumped;
 };
 
-/* The grid is checked first: PostgreSQL's foreign key answers
- * CP_ENOTFOUND without it. */
+/* The grid is locked first (mgx_lock_row): PostgreSQL's foreign key
+ * answers CP_ENOTFOUND without it, and a grid deleted meanwhile conflicts
+ * instead of keeping an orphan secret. */
 static int create_fn(struct mgc *c, void *ctx)
 {
     struct secret_ctx *k = ctx;
     const struct store_secret *v = k->v;
     k->bumped = 0;
-    int rc = row_exists(c, "grids", v->grid_id, "secret create grid");
+    int rc = mgx_lock_row(c, "grids", v->grid_id, "secret create grid");
     if (rc != 0)
         return rc;
     bson_t d = BSON_INITIALIZER;

@@ -219,6 +219,8 @@ static int create_fn(struct mgc *c, void *ctx)
     bson_destroy(opts);
     bson_destroy(&f);
     cp_free(k.name);
+    if (rc == 0) /* a stack_delete or grid_delete meanwhile conflicts */
+        rc = mgx_lock_row(c, STACK_COLL, k.id, "service create stack");
     if (rc != 0)
         return rc;
 
@@ -235,7 +237,7 @@ static int create_fn(struct mgc *c, void *ctx)
 
 int mgv_service_create(struct store *st, const struct store_service *v)
 {
-    return mg_do(st, create_fn, (void *)(uintptr_t)v);
+    return mg_tx(st, create_fn, (void *)(uintptr_t)v);
 }
 
 struct get_ctx {
@@ -775,11 +777,10 @@ int mgv_node_pod_rows(struct store *st, const char *node_id,
 static int put_one(struct mgc *c, const struct store_instance *i, bool check)
 {
     if (check) {
-        bson_t s;
-        bson_init(&s);
-        key_str(&s, "_id", i->service_id);
-        int rc = exists(c, SVC_COLL, &s, "instance put service");
-        bson_destroy(&s);
+        /* Locks the service: a service_delete committing meanwhile
+         * conflicts instead of leaving an orphan instance. */
+        int rc = mgx_lock_row(c, SVC_COLL, i->service_id,
+                              "instance put service");
         if (rc != 0)
             return rc;
     }

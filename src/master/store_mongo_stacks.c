@@ -546,13 +546,9 @@ static int create_fn(struct mgc *c, void *ctx)
     struct create_ctx *x = ctx;
     const struct store_stack *k = x->k;
     int64_t now = k->created_at ? k->created_at : cp_now_ms();
-    /* The grid must exist (PostgreSQL's foreign key). */
-    bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    mgb_str(&f, "_id", k->grid_id);
-    project(&opts, "_id");
-    int rc = mgx_find_one(c, "grids", &f, &opts, read_none, NULL, "stack grid");
-    bson_destroy(&f);
-    bson_destroy(&opts);
+    /* The grid must exist (PostgreSQL's foreign key); locked, so that a
+     * grid_delete meanwhile conflicts instead of orphaning the stack. */
+    int rc = mgx_lock_row(c, "grids", k->grid_id, "stack grid");
     if (rc != 0)
         return rc;
     bson_t doc = BSON_INITIALIZER;

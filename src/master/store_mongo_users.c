@@ -1085,14 +1085,13 @@ struct member_ctx {
 };
 
 /* Adding an existing member is a no-op; a missing grid or user is
- * CP_ENOTFOUND (PostgreSQL's foreign keys, checked in the transaction).
- * Unlike a foreign key, the check does not stop a grid_delete committing
- * between it and the insert; the membership it would leave names a grid
- * id that is never reused. */
+ * CP_ENOTFOUND (PostgreSQL's foreign keys, checked in the transaction;
+ * the grid is locked, so a grid_delete meanwhile conflicts). */
 static int member_add_fn(struct mgc *c, void *ctx)
 {
     struct member_ctx *k = ctx;
-    int rc = exists_by(c, "grids", "_id", k->grid_id, "grid member grid");
+    int rc = mgx_lock_row(c, "grids", k->grid_id, "grid member grid");
+    rc = rc == 0 ? 1 : rc == CP_ENOTFOUND ? 0 : rc;
     if (rc == 1)
         rc = exists_by(c, "users", "_id", k->user_id, "grid member user");
     if (rc == 0)
