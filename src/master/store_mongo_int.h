@@ -208,7 +208,7 @@ int mg_do(struct store *st, mg_fn *fn, void *ctx);
  * transient errors and write conflicts (CP_EAGAIN from fn included), up
  * to MG_TX_RETRIES times, so fn must be safe to run again (release what a
  * failed run left in its outputs). */
-#define MG_TX_RETRIES 8
+#define MG_TX_RETRIES 16 /* write conflicts fail at once, not wait */
 int mg_tx(struct store *st, mg_fn *fn, void *ctx);
 
 /* Fences a leader-only write inside a transaction: writes the lease
