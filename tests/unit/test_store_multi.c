@@ -2,9 +2,10 @@
  * the HA primitives and on stacks and stack jobs resolve as store.h
  * documents (exactly one winner, nothing lost), and the change feed reaches every store, the publisher included.
  *
- * Runs against SQLite (two handles on one file) by default and against
- * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh); the
- * cross-store feed test needs PostgreSQL (SQLite's feed is in-process).
+ * Runs against SQLite (two handles on one file) by default, against
+ * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh) and
+ * against MongoDB when KONTENA_TEST_MONGODB_URI is set (tests/mongo.sh);
+ * the cross-store feed test needs a server (SQLite's feed is in-process).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,8 +1,9 @@
 /* Unit tests of the store's node operations: creation with numbers and
  * clashes, lookups, binding, tokens, connection generations (plug,
  * unplug, set_info, seen, sweep) and bounded stats. Each runs against a
- * fresh database: SQLite, or PostgreSQL when KONTENA_TEST_DATABASE_URL is
- * set (tests/pg.sh; see store_testdb.h).
+ * fresh database: SQLite, PostgreSQL when KONTENA_TEST_DATABASE_URL is set
+ * (tests/pg.sh), or MongoDB when KONTENA_TEST_MONGODB_URI is set
+ * (tests/mongo.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>

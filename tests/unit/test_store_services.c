@@ -1,8 +1,9 @@
 /* Unit tests of the store's service-side operations (issue 4):
  * services, instances, deploys (queue, claim, fencing), containers, logs
  * and events, each against a fresh database: SQLite in a temporary data
- * directory, or PostgreSQL when KONTENA_TEST_DATABASE_URL is set
- * (tests/pg.sh; see store_testdb.h).
+ * directory, PostgreSQL when KONTENA_TEST_DATABASE_URL is set
+ * (tests/pg.sh), or MongoDB when KONTENA_TEST_MONGODB_URI is set
+ * (tests/mongo.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
