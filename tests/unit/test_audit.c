@@ -2,8 +2,9 @@
  * resource derivation, body filtering, registry names, the agent's
  * X-Registry-Auth encoder and image_credentials parsing, and the store
  * operations (sealed passwords, newest-first lists, trimming) against
- * SQLite, or PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh;
- * see store_testdb.h).
+ * SQLite, PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh),
+ * or MongoDB when KONTENA_TEST_MONGODB_URI is set (tests/mongo.sh; see
+ * store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,9 +2,10 @@
  * the HA primitives and on stacks and stack jobs resolve as store.h
  * documents (exactly one winner, nothing lost), and the change feed reaches every store, the publisher included.
  *
- * Runs against SQLite (two handles on one file) by default and against
- * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh); the
- * cross-store feed test needs PostgreSQL (SQLite's feed is in-process).
+ * Runs against SQLite (two handles on one file) by default, against
+ * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh) and
+ * against MongoDB when KONTENA_TEST_MONGODB_URI is set (tests/mongo.sh);
+ * the cross-store feed test needs a server (SQLite's feed is in-process).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -682,7 +683,7 @@ static bool inbox_wait(struct inbox *b, int want)
 static void test_feed_across_stores(void **state)
 {
     struct fixture *f = *state;
-    if (!f->db.pg) {
+    if (!f->db.pg && !f->db.mongo) {
         print_message("skipped: SQLite's change feed is in-process only\n");
         skip();
     }

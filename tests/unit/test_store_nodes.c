@@ -1,8 +1,9 @@
 /* Unit tests of the store's node operations: creation with numbers and
  * clashes, lookups, binding, tokens, connection generations (plug,
  * unplug, set_info, seen, sweep) and bounded stats. Each runs against a
- * fresh database: SQLite, or PostgreSQL when KONTENA_TEST_DATABASE_URL is
- * set (tests/pg.sh; see store_testdb.h).
+ * fresh database: SQLite, PostgreSQL when KONTENA_TEST_DATABASE_URL is set
+ * (tests/pg.sh), or MongoDB when KONTENA_TEST_MONGODB_URI is set
+ * (tests/mongo.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,9 +218,7 @@ static void test_bind_update_token_delete(void **state)
     assert_int_equal(ST_CALL(st, node_delete, a.id), 0);
     assert_int_equal(ST_CALL(st, node_delete, a.id), CP_ENOTFOUND);
     assert_int_equal(ST_CALL(st, node_get, a.id, &got), CP_ENOTFOUND);
-    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) FROM "
-                                          "host_node_stats"),
-                     0);
+    assert_int_equal(testdb_rows(&f->db, "host_node_stats"), 0);
     /* its number is free again */
     struct store_node c = {0};
     assert_int_equal(create(f, "c", NULL, NULL, false, &c, &field), 0);
@@ -362,12 +361,19 @@ static void test_stats(void **state)
     assert_int_equal(json_integer_value(json_object_get(got.stats, "n")), 5);
     store_node_release(&got);
     /* bounded history: the newest 3 */
-    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) FROM "
-                                          "host_node_stats"),
-                     3);
-    assert_int_equal(testdb_count(&f->db, "SELECT MIN(created_at) FROM "
-                                          "host_node_stats"),
-                     3000);
+    assert_int_equal(testdb_rows(&f->db, "host_node_stats"), 3);
+    if (f->db.mongo) {
+#ifdef CP_WITH_MONGODB
+        assert_int_equal(testdb_mongo_i64(&f->db, "host_node_stats", NULL,
+                                          "{\"created_at\": 1}",
+                                          "created_at"),
+                         3000);
+#endif
+    } else {
+        assert_int_equal(testdb_count(&f->db, "SELECT MIN(created_at) FROM "
+                                              "host_node_stats"),
+                         3000);
+    }
     json_t *s = json_pack("{s:i}", "n", 9);
     assert_int_equal(ST_CALL(st, node_add_stats, "nope", s, 1, 3),
                      CP_ENOTFOUND);
@@ -382,9 +388,7 @@ static void test_stats(void **state)
     assert_int_equal(ST_CALL(st, node_get, b.id, &got), 0);
     assert_int_equal(json_integer_value(json_object_get(got.stats, "n")), 9);
     store_node_release(&got);
-    assert_int_equal(testdb_count(&f->db, "SELECT COUNT(*) FROM "
-                                          "host_node_stats"),
-                     4);
+    assert_int_equal(testdb_rows(&f->db, "host_node_stats"), 4);
     store_node_release(&a);
     store_node_release(&b);
 }

@@ -1,6 +1,7 @@
 /* Every store backend implements every operation: a NULL in an ops table
  * would crash the master on the first call of that operation (as the
  * PostgreSQL backend once would have on the vault and audit operations).
+ * Each backend built in is checked: SQLite, PostgreSQL, MongoDB.
  * The table is read as an array of function pointers, so an operation
  * added to struct store_ops is checked without editing this test.
  * SPDX-License-Identifier: Apache-2.0 */
@@ -13,6 +14,11 @@
 #include "../../src/master/store.h"
 
 #include <string.h>
+
+#ifdef CP_WITH_MONGODB
+/* store_mongo.c's table (store.h may declare it too: the same type). */
+extern const struct store_ops store_mongo_ops;
+#endif
 
 static void check_complete(const struct store_ops *ops, const char *name)
 {
@@ -36,6 +42,16 @@ static void test_postgres_complete(void **state)
     (void)state;
 #ifdef CP_WITH_POSTGRES
     check_complete(&store_pg_ops, "postgres");
+#else
+    skip();
+#endif
+}
+
+static void test_mongodb_complete(void **state)
+{
+    (void)state;
+#ifdef CP_WITH_MONGODB
+    check_complete(&store_mongo_ops, "mongodb");
 #else
     skip();
 #endif
@@ -67,6 +83,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlite_complete),
         cmocka_unit_test(test_postgres_complete),
+        cmocka_unit_test(test_mongodb_complete),
         cmocka_unit_test(test_missing_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /* Unit tests of the store's service-side operations (issue 4):
  * services, instances, deploys (queue, claim, fencing), containers, logs
  * and events, each against a fresh database: SQLite in a temporary data
- * directory, or PostgreSQL when KONTENA_TEST_DATABASE_URL is set
- * (tests/pg.sh; see store_testdb.h).
+ * directory, PostgreSQL when KONTENA_TEST_DATABASE_URL is set
+ * (tests/pg.sh), or MongoDB when KONTENA_TEST_MONGODB_URI is set
+ * (tests/mongo.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,12 +110,29 @@ static void test_services(void **state)
 
     /* a second stack, written straight into the database (no stack API
      * yet) */
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO stacks(id, grid_id, name, created_at, updated_at) "
-             "VALUES('aaaaaaaaaaaaaaaaaaaaaaaa', '%s', 'app', 1, 1)",
-             f->grid);
-    testdb_exec(&f->db, sql);
+    if (f->db.mongo) {
+#ifdef CP_WITH_MONGODB
+        char doc[512];
+        snprintf(doc, sizeof(doc),
+                 "{\"_id\": \"aaaaaaaaaaaaaaaaaaaaaaaa\", "
+                 "\"grid_id\": \"%s\", \"name\": \"app\", "
+                 "\"labels\": \"[]\", \"parent_name\": null, "
+                 "\"revision\": {\"$numberLong\": \"0\"}, "
+                 "\"removing\": false, "
+                 "\"created_at\": {\"$numberLong\": \"1\"}, "
+                 "\"updated_at\": {\"$numberLong\": \"1\"}}",
+                 f->grid);
+        testdb_mongo_insert(&f->db, "stacks", doc);
+#endif
+    } else {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO stacks(id, grid_id, name, created_at, "
+                 "updated_at) VALUES('aaaaaaaaaaaaaaaaaaaaaaaa', '%s', "
+                 "'app', 1, 1)",
+                 f->grid);
+        testdb_exec(&f->db, sql);
+    }
     make_service(st, f->grid, "aaaaaaaaaaaaaaaaaaaaaaaa", "web", api);
 
     struct store_service v = {0};
@@ -987,11 +1005,10 @@ static void test_grid_delete_cascades(void **state)
     assert_int_equal(ST_CALL(st, grid_delete, f->grid), 0);
 
     struct testdb *db = &f->db;
-    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM containers"), 0);
-    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM container_logs"),
-                     0);
-    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM event_logs"), 0);
-    assert_int_equal(testdb_count(db, "SELECT COUNT(*) FROM stacks"), 0);
+    assert_int_equal(testdb_rows(db, "containers"), 0);
+    assert_int_equal(testdb_rows(db, "container_logs"), 0);
+    assert_int_equal(testdb_rows(db, "event_logs"), 0);
+    assert_int_equal(testdb_rows(db, "stacks"), 0);
 }
 
 /* The history reads must be served by the (col, seq) indexes, not a scan
@@ -999,6 +1016,50 @@ static void test_grid_delete_cascades(void **state)
 static void test_history_plans(void **state)
 {
     struct fixture *f = *state;
+    if (f->db.mongo) {
+#ifdef CP_WITH_MONGODB
+        /* The same reads as find commands: the winning plan must scan an
+         * index in seq order (IXSCAN, no COLLSCAN, no blocking SORT). */
+        static const char *const finds[] = {
+            "{\"find\": \"container_logs\", \"filter\": {\"grid_id\": "
+            "\"g\", \"service_id\": \"s\"}, \"sort\": {\"seq\": -1}, "
+            "\"limit\": 10}",
+            "{\"find\": \"container_logs\", \"filter\": {\"grid_id\": "
+            "\"g\", \"seq\": {\"$gt\": 5}}, \"sort\": {\"seq\": 1}, "
+            "\"limit\": 10}",
+            "{\"find\": \"event_logs\", \"filter\": {\"grid_id\": "
+            "\"g\"}, \"sort\": {\"seq\": -1}, \"limit\": 10}",
+        };
+        for (size_t i = 0; i < sizeof(finds) / sizeof(finds[0]); i++) {
+            char cmd[512];
+            snprintf(cmd, sizeof(cmd),
+                     "{\"explain\": %s, \"verbosity\": \"queryPlanner\"}",
+                     finds[i]);
+            bson_t reply;
+            testdb_mongo_command(&f->db, cmd, &reply);
+            bson_iter_t it, plan;
+            assert_true(bson_iter_init(&it, &reply));
+            assert_true(bson_iter_find_descendant(
+                &it, "queryPlanner.winningPlan", &plan));
+            assert_true(BSON_ITER_HOLDS_DOCUMENT(&plan));
+            uint32_t len = 0;
+            const uint8_t *data = NULL;
+            bson_iter_document(&plan, &len, &data);
+            bson_t win;
+            assert_true(bson_init_static(&win, data, len));
+            char *json = bson_as_relaxed_extended_json(&win, NULL);
+            assert_non_null(json);
+            if (strstr(json, "\"IXSCAN\"") == NULL ||
+                strstr(json, "\"COLLSCAN\"") != NULL ||
+                strstr(json, "\"SORT\"") != NULL)
+                fail_msg("%s is not served by an index in seq order: %s",
+                         finds[i], json);
+            bson_free(json);
+            bson_destroy(&reply);
+        }
+#endif
+        return;
+    }
     if (f->db.pg) {
 #ifdef CP_WITH_POSTGRES
         /* With sequential scans priced out, each read must still be

@@ -4,7 +4,8 @@
  * claims one per stack, take-over after the lease, fencing, pruning);
  * the service deploys of a stack deploy; log lines by stack. Each test
  * runs against a fresh database: SQLite in a temporary data directory,
- * or PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh; see
+ * PostgreSQL when KONTENA_TEST_DATABASE_URL is set (tests/pg.sh), or
+ * MongoDB when KONTENA_TEST_MONGODB_URI is set (tests/mongo.sh; see
  * store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>

@@ -168,9 +168,17 @@ static void test_sweep_liveness_stale_and_fence(void **state)
     expect(st, node4, false, NULL);
 }
 
-/* Rows of the leases table by name, read with SQL directly. */
+/* Rows of the leases table by name, read with SQL directly (documents of
+ * the leases collection, keyed by name, on MongoDB). */
 static long long count_leases(struct fixture *f, const char *name)
 {
+    if (f->db.mongo) {
+#ifdef CP_WITH_MONGODB
+        char filter[128];
+        snprintf(filter, sizeof(filter), "{\"_id\": \"%s\"}", name);
+        return testdb_mongo_count(&f->db, "leases", filter);
+#endif
+    }
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM leases WHERE name='%s'",
              name);

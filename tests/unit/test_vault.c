@@ -4,8 +4,9 @@
  * real store (first use, same key, wrong key, rotation), the pod secrets,
  * and the store's secret operations (services using a secret, revision
  * bumps, deletes refused while used, compare-and-set re-sealing, paging).
- * The store parts run against SQLite, or PostgreSQL when
- * KONTENA_TEST_DATABASE_URL is set (tests/pg.sh; see store_testdb.h).
+ * The store parts run against SQLite, PostgreSQL when
+ * KONTENA_TEST_DATABASE_URL is set (tests/pg.sh), or MongoDB when
+ * KONTENA_TEST_MONGODB_URI is set (tests/mongo.sh; see store_testdb.h).
  * SPDX-License-Identifier: Apache-2.0 */
 #include <setjmp.h>
 #include <stdarg.h>
