@@ -887,14 +887,11 @@ static int queue_fn(struct mgc *c, void *ctx)
     rc = job_oldest(c, &f, &key, "stack deploy queued");
     bson_destroy(&f);
     if (rc == CP_ENOTFOUND) {
-        /* The stack must exist (PostgreSQL's foreign key). */
-        bson_t k = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-        mgb_str(&k, "_id", d->stack_id);
-        project(&opts, "_id");
-        rc = mgx_find_one(c, "stacks", &k, &opts, read_none, NULL,
-                          "stack deploy stack");
-        bson_destroy(&k);
-        bson_destroy(&opts);
+        /* The stack must exist (PostgreSQL's foreign key); locked, so
+         * that a grid_delete meanwhile (which deletes the grid's stacks
+         * and their jobs without the job lock) conflicts instead of
+         * leaving this job orphaned. */
+        rc = mgx_lock_row(c, "stacks", d->stack_id, "stack deploy stack");
         int64_t seq = 0;
         if (rc == 0)
             rc = mgx_next_seq(c, MG_STACK_DEPLOY_SEQ, 1, &seq);
