@@ -78,8 +78,13 @@ def run_engine_script(*args):
                      % " ".join(argv))
     sys.stderr.flush()
     started = time.monotonic()
+    # From "/": the script starts Podman services that outlive this test
+    # and keep its working directory; a build directory removed later
+    # would break every container start (conmon: "Failed to get working
+    # directory").
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, universal_newlines=True)
+                            stdin=subprocess.DEVNULL, universal_newlines=True,
+                            cwd="/")
     lines = []
     try:
         for line in proc.stdout:

@@ -941,11 +941,24 @@ class TestConfigErrors(unittest.TestCase):
         self.assertIn("PostgreSQL", cp.stderr + cp.stdout, kh.describe_run(cp))
 
     def test_mongodb_uri(self):
+        # No server there (port 1): a clear error naming the host, within
+        # the URI's server selection timeout, and never the password.
         port = kh.free_port()
+        uri = ("mongodb://kontena:s3cr3t-pw@127.0.0.1:1/kontena_master"
+               "?serverSelectionTimeoutMS=1000")
         cp = kh.run_master_once(["--port", str(port), "--bind", "127.0.0.1"],
-                                env={"MONGODB_URI": "mongodb://x"})
+                                env={"MONGODB_URI": uri})
+        out = cp.stderr + cp.stdout
         self.assertNotEqual(cp.returncode, 0, kh.describe_run(cp))
-        self.assertIn("MongoDB", cp.stderr + cp.stdout, kh.describe_run(cp))
+        self.assertIn("MongoDB", out, kh.describe_run(cp))
+        self.assertIn("127.0.0.1:1", out, kh.describe_run(cp))
+        self.assertNotIn("s3cr3t-pw", out, kh.describe_run(cp))
+        # Not a MongoDB URI at all: refused before anything connects.
+        cp = kh.run_master_once(["--port", str(port), "--bind", "127.0.0.1"],
+                                env={"MONGODB_URI": "mysql://x"})
+        self.assertNotEqual(cp.returncode, 0, kh.describe_run(cp))
+        self.assertIn("MONGODB_URI", cp.stderr + cp.stdout,
+                      kh.describe_run(cp))
 
     def test_help(self):
         cp = kh.run_master_once(["--help"])
