@@ -52,9 +52,17 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Runs a JavaScript expression on the server at port; prints its value.
+# Runs a JavaScript expression on the server at port; prints its value
+# (mongosh and the legacy shell both print the value of --eval), with
+# the shell's own messages.
 shell_eval() { # shell port js
   "$1" --quiet --norc --host 127.0.0.1 --port "$2" --eval "$3" 2>&1
+}
+
+# Whether shell_eval's output (in $1) has the line $2: the value, wherever
+# a shell warning may have put it.
+printed() { # output value
+  printf '%s\n' "$1" | grep -qx "$2"
 }
 
 # Kills the mongod whose pid file is in dir (a process this script
@@ -64,20 +72,26 @@ kill_server() { # dir
   [ -f "$1/mongod.pid" ] || return 0
   pid=$(cat "$1/mongod.pid")
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
+  kill "$pid" 2>/dev/null || return 0 # SIGTERM: a clean shutdown
+  for _ in $(seq 150); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done
-  kill -9 "$pid" 2>/dev/null || true
+  kill -9 "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do # gone before its directory is removed
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
 }
 
 start() {
   local mongod shell dir port url out
   mongod=$(find_mongod)
   shell=$(find_shell)
-  dir=$(mktemp -d /tmp/kontena-mongo.XXXXXX)
-  mkdir "$dir/data"
+  dir=$(mktemp -d /tmp/kontena-mongo.XXXXXX) || exit 1
+  # Interrupted half way: no server or directory is left behind.
+  trap 'kill_server "$dir"; rm -rf "$dir"; exit 130' INT TERM HUP
+  mkdir "$dir/data" || { rm -rf "$dir"; exit 1; }
   for attempt in 1 2 3; do
     port=$(free_port)
     if "$mongod" --replSet "$RS" --bind_ip 127.0.0.1 --port "$port" \
@@ -103,18 +117,27 @@ start() {
   # which may not resolve).
   if ! out=$(shell_eval "$shell" "$port" \
     "rs.initiate({_id: '$RS', members: [{_id: 0, host: '127.0.0.1:$port'}]}).ok") ||
-    [ "$(echo "$out" | tail -n 1)" != 1 ]; then
+    ! printed "$out" 1; then
     echo "mongo.sh: rs.initiate failed: $out" >&2
+    tail -n 30 "$dir/mongod.log" >&2 || true
     kill_server "$dir"
     rm -rf "$dir"
     exit 1
   fi
-  for _ in $(seq 300); do
-    out=$(shell_eval "$shell" "$port" \
-      "db.adminCommand({isMaster: 1}).ismaster" || true)
-    if [ "$(echo "$out" | tail -n 1)" = true ]; then
+  # Until it is PRIMARY, for 60 s by the clock (a shell takes a second to
+  # start, so the waiting is done inside it). The isMaster command, not
+  # hello: 4.4.0 and 4.4.1 have no hello, and 8.0 still answers isMaster.
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    out=$(shell_eval "$shell" "$port" "
+      var until = Date.now() + 10000;
+      while (!db.adminCommand({isMaster: 1}).ismaster && Date.now() < until)
+        sleep(100);
+      db.adminCommand({isMaster: 1}).ismaster" || true)
+    if printed "$out" true; then
       url="mongodb://127.0.0.1:$port/?replicaSet=$RS"
       echo "$url" >"$dir/url"
+      trap - INT TERM HUP
       echo "$url"
       return
     fi

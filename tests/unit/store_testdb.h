@@ -137,7 +137,12 @@ static inline void testdb_mongo_fail(const char *what, const char *detail,
     abort();
 }
 
-/* A client of the database at url (aborts when the URI is bad). */
+/* A client of the database at url (aborts when the URI is bad). Its
+ * writes wait for the majority, as the store's do: the store reads at
+ * read concern "majority", which does not show a w:1 write until the
+ * majority commit point passes it (on one member: until it is journaled,
+ * up to 100 ms later), so a row inserted here with w:1 could be missing
+ * for the store operation right after. */
 static inline mongoc_client_t *testdb_mongo_client(const char *url)
 {
     mongoc_init(); /* once per process, whoever calls it first */
@@ -150,6 +155,10 @@ static inline mongoc_client_t *testdb_mongo_client(const char *url)
     if (c == NULL)
         testdb_mongo_fail("cannot make a client for", url, NULL);
     mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
+    mongoc_write_concern_t *wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(wc, 30000);
+    mongoc_client_set_write_concern(c, wc);
+    mongoc_write_concern_destroy(wc);
     return c;
 }
 
