@@ -559,15 +559,22 @@ int mgn_node_set_info(struct store *st, const char *id, int64_t gen,
 /* ==== Stats ==== */
 
 /* Writes one node's stats inside the caller's transaction, as history
- * row number seq; CP_ENOTFOUND without the node. */
+ * row number seq; CP_ENOTFOUND without the node. The node's write also
+ * bumps lock_seq (see mgx_lock_row): stats equal to the stored ones would
+ * otherwise be a no-op update, which conflicts with nothing, and a
+ * node_delete committed after this transaction's snapshot would leave the
+ * history row orphaned (PostgreSQL's foreign key refuses it). */
 static int add_stats(struct mgc *c, const char *id, const json_t *stats,
                      int64_t at, int keep, int64_t seq)
 {
-    bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set;
+    bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set, inc;
     mgb_id(&f, "_id", id);
     BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
     mgb_json(&set, "stats", stats, NULL);
     bson_append_document_end(&u, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$inc", &inc);
+    mgb_i64(&inc, "lock_seq", 1);
+    bson_append_document_end(&u, &inc);
     int64_t matched = 0;
     int rc = mgx_update(c, NODES, &f, &u, false, false, &matched, NULL,
                         "node stats");
@@ -685,9 +692,12 @@ struct seen_ctx {
  * then one updateMany writing every ok entry's last_seen_at through a
  * $switch on _id. The read and the write see the same snapshot, and a
  * plug committed in between makes the write conflict and the whole
- * transaction run again. Branches are listed from the last entry back,
- * so that of two ok entries for one node the later wins, as with
- * PostgreSQL's updates in order. */
+ * transaction run again: the write always changes each node it matches
+ * (lock_seq + 1, as mgx_lock_row), since an update that leaves a document
+ * as it was (last_seen_at already at) writes nothing and conflicts with
+ * nothing, and would report ok for a superseded generation. Branches are
+ * listed from the last entry back, so that of two ok entries for one
+ * node the later wins, as with PostgreSQL's updates in order. */
 static int seen_fn(struct mgc *c, void *ctx)
 {
     struct seen_ctx *k = ctx;
@@ -735,7 +745,8 @@ static int seen_fn(struct mgc *c, void *ctx)
 
     /* filter: {$or: [{_id: id, conn_gen: gen}, ...]} over ok entries;
      * update: [{$set: {last_seen_at: {$switch: {branches: [{case: {$eq:
-     * ["$_id", id]}, then: at}, ...], default: "$last_seen_at"}}}}] */
+     * ["$_id", id]}, then: at}, ...], default: "$last_seen_at"}},
+     * lock_seq: {$add: [{$ifNull: ["$lock_seq", 0]}, 1]}}}] */
     bson_t w = BSON_INITIALIZER, p = BSON_INITIALIZER, any, stage, set, sw,
            sw_doc, branches;
     BSON_APPEND_ARRAY_BEGIN(&w, "$or", &any);
@@ -769,6 +780,18 @@ static int seen_fn(struct mgc *c, void *ctx)
     mgb_str(&sw_doc, "default", "$last_seen_at");
     bson_append_document_end(&sw, &sw_doc);
     bson_append_document_end(&set, &sw);
+    bson_t bump, addargs, ifnull, ifargs;
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "lock_seq", &bump);
+    BSON_APPEND_ARRAY_BEGIN(&bump, "$add", &addargs);
+    BSON_APPEND_DOCUMENT_BEGIN(&addargs, "0", &ifnull);
+    BSON_APPEND_ARRAY_BEGIN(&ifnull, "$ifNull", &ifargs);
+    mgb_str(&ifargs, "0", "$lock_seq");
+    mgb_i64(&ifargs, "1", 0);
+    bson_append_array_end(&ifnull, &ifargs);
+    bson_append_document_end(&addargs, &ifnull);
+    mgb_i64(&addargs, "1", 1);
+    bson_append_array_end(&bump, &addargs);
+    bson_append_document_end(&set, &bump);
     bson_append_document_end(&stage, &set);
     bson_append_document_end(&p, &stage);
     bson_append_array_end(&w, &any);
