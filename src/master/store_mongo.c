@@ -1250,7 +1250,31 @@ static int check_server(struct mg_store *s, char *err, size_t errlen)
                  "single-member replica set will do)",
                  hosts);
         rc = CP_EUNSUPPORTED;
+        goto out;
     }
+    /* A URL with one host and neither replicaSet nor directConnection is
+     * a direct connection in libmongoc: the driver talks to that member
+     * only, so a secondary would fail every write and a failover would
+     * never be followed. ("ismaster" is isMaster's name of it.) */
+    if (!mgr_bool(&reply, "isWritablePrimary") &&
+        !mgr_bool(&reply, "ismaster")) {
+        snprintf(err, errlen,
+                 "MongoDB store: the server at %s is not the primary of "
+                 "replica set %s: name the set in the URL (?replicaSet=%s) "
+                 "so that the driver finds its primary",
+                 hosts, set, set);
+        rc = CP_EUNSUPPORTED;
+        goto out;
+    }
+    const mongoc_host_list_t *hl = mongoc_uri_get_hosts(s->uri);
+    if (set[0] != '\0' && mongoc_uri_get_replica_set(s->uri) == NULL &&
+        mongoc_uri_get_srv_hostname(s->uri) == NULL &&
+        !mongoc_uri_has_option(s->uri, MONGOC_URI_DIRECTCONNECTION) &&
+        hl != NULL && hl->next == NULL)
+        cp_warn("store: MongoDB URL names no replica set: connected to %s "
+                "alone, a failover will not be followed (add "
+                "?replicaSet=%s)",
+                hosts, set);
 out:
     bson_destroy(&reply);
     return rc;

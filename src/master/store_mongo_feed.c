@@ -228,6 +228,10 @@ static void *watcher_main(void *arg)
             cp_info("store: feed: watching again");
         backoff = BACKOFF_MIN_MS;
         lost = false;
+        /* The initial aggregate's postBatchResumeToken: a stream lost
+         * before its first event resumes from where it opened, not from
+         * whenever it is reopened (the messages between were missed). */
+        save_token(cs, &token);
         set_watching(s, true);
         watch(s, cs, &token);
         mongoc_change_stream_destroy(cs);
@@ -242,6 +246,19 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
+/* Waits (feed_mu held) until the stream is open, at most WATCH_WAIT_MS. */
+static void wait_watching(struct mg_store *s)
+{
+    struct timespec until = deadline(WATCH_WAIT_MS);
+    while (!s->watching && s->watcher_started) {
+        if (pthread_cond_timedwait(&s->feed_cv, &s->feed_mu, &until) != 0) {
+            cp_warn("store: feed: not watching yet; messages are missed "
+                    "until the database answers");
+            break;
+        }
+    }
+}
+
 /* Starts the watcher (feed_mu held) and waits until the stream is open. */
 static void start_watcher(struct mg_store *s)
 {
@@ -251,14 +268,7 @@ static void start_watcher(struct mg_store *s)
         return;
     }
     s->watcher_started = true;
-    struct timespec until = deadline(WATCH_WAIT_MS);
-    while (!s->watching) {
-        if (pthread_cond_timedwait(&s->feed_cv, &s->feed_mu, &until) != 0) {
-            cp_warn("store: feed: not watching yet; messages are missed "
-                    "until the database answers");
-            break;
-        }
-    }
+    wait_watching(s);
 }
 
 /* CP_ENOMEM when all MG_MAX_SUBSCRIBERS slots are taken. */
@@ -276,8 +286,14 @@ int mgf_subscribe(struct store *st, store_feed_cb *cb, void *ctx)
             break;
         }
     }
+    /* A subscriber that comes while another's subscribe is still waiting
+     * for the first stream waits too: returning at once would miss what is
+     * published before the stream opens. (While a lost stream is being
+     * reopened it waits as well, at most WATCH_WAIT_MS.) */
     if (id > 0 && !s->watcher_started)
         start_watcher(s);
+    else if (id > 0 && !s->watching)
+        wait_watching(s);
     pthread_mutex_unlock(&s->feed_mu);
     return id;
 }
