@@ -817,6 +817,9 @@ int mgx_next_seq(struct mgc *c, const char *name, int64_t n, int64_t *first)
     if (rc == CP_ECONFLICT && c->session == NULL)
         rc = mgx_find_update(c, "counters", &filter, NULL, &update, true, true,
                              read_value, &value, "next_seq");
+    /* Inside a transaction the clash aborted it: mg_tx runs it again. */
+    else if (rc == CP_ECONFLICT)
+        rc = CP_EAGAIN;
     bson_destroy(&update);
     bson_destroy(&filter);
     if (rc == 0)

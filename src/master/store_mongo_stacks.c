@@ -723,7 +723,9 @@ static int job_lock(struct mgc *c)
                         "stack deploy lock");
     bson_destroy(&f);
     bson_destroy(&u);
-    return rc;
+    /* Two first-ever upserts racing: the clash aborted this transaction,
+     * the document exists now, so mg_tx runs it again. */
+    return rc == CP_ECONFLICT ? CP_EAGAIN : rc;
 }
 
 static int read_is_null(const bson_t *d, void *item)
