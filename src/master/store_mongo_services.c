@@ -579,6 +579,7 @@ static bson_t *on_node_pipeline(const char *node_id)
                 "k.name", BCON_INT32(1),
                 "v.name", BCON_INT32(1),
                 "instance_number", BCON_INT32(1),
+                "_id", BCON_INT32(1), /* a unique tiebreak */
             "}", "}");
     /* clang-format on */
 }
