@@ -780,8 +780,8 @@ static int put_one(struct mgc *c, const struct store_instance *i, bool check)
     if (check) {
         /* Locks the service: a service_delete committing meanwhile
          * conflicts instead of leaving an orphan instance. */
-        int rc = mgx_lock_row(c, SVC_COLL, i->service_id,
-                              "instance put service");
+        int rc =
+            mgx_lock_row(c, SVC_COLL, i->service_id, "instance put service");
         if (rc != 0)
             return rc;
     }
