@@ -682,7 +682,7 @@ int mgd_container_list(struct store *st, const char *grid_id,
         mgb_str(&f, "node_id", node_id);
     if (is_set(service_id))
         mgb_str(&f, "service_id", service_id);
-    sort2(&opts, "name", NULL, 1);
+    sort2(&opts, "name", "_id", 1); /* _id: a unique tiebreak */
     void *items = NULL;
     out->items = NULL;
     out->len = 0;
@@ -710,7 +710,7 @@ int mgd_container_get(struct store *st, const char *grid_id,
     mgb_i64(&f, "deleted_at", 0);
     if (is_set(node_id))
         mgb_str(&f, "node_id", node_id);
-    sort2(&opts, "updated_at", NULL, -1);
+    sort2(&opts, "updated_at", "_id", -1);
     int rc = mg_find_one(st, CONTAINERS, &f, &opts, read_container, out,
                          "container get");
     bson_destroy(&f);

@@ -579,6 +579,7 @@ static bson_t *on_node_pipeline(const char *node_id)
                 "k.name", BCON_INT32(1),
                 "v.name", BCON_INT32(1),
                 "instance_number", BCON_INT32(1),
+                "_id", BCON_INT32(1), /* a unique tiebreak */
             "}", "}");
     /* clang-format on */
 }
@@ -779,8 +780,8 @@ static int put_one(struct mgc *c, const struct store_instance *i, bool check)
     if (check) {
         /* Locks the service: a service_delete committing meanwhile
          * conflicts instead of leaving an orphan instance. */
-        int rc = mgx_lock_row(c, SVC_COLL, i->service_id,
-                              "instance put service");
+        int rc =
+            mgx_lock_row(c, SVC_COLL, i->service_id, "instance put service");
         if (rc != 0)
             return rc;
     }
