@@ -98,6 +98,22 @@ class TestDeployFiles(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(DEPLOY, m["build"]["dockerfile"]
                                                     .replace("deploy/", ""))))
 
+    def test_compose_mongodb(self):
+        # The seed's own shape: the master on MongoDB (a replica set).
+        doc = load_yaml(os.path.join(DEPLOY, "docker-compose.mongodb.yml"))
+        self.assertEqual(sorted(doc["services"]), ["master", "mongodb"])
+        m = doc["services"]["master"]
+        self.assertIn("80:9292", m["ports"])
+        env = dict(e.split("=", 1) for e in m["environment"])
+        self.assertKnown(env.keys(), "docker-compose.mongodb.yml")
+        self.assertRegex(env["MONGODB_URI"],
+                         r"^mongodb://mongodb:27017/kontena_master\?replicaSet=rs0$")
+        mongo = doc["services"]["mongodb"]
+        self.assertIn("--replSet", mongo["command"])
+        self.assertIn("rs0", mongo["command"])
+        self.assertIn("rs.initiate", " ".join(mongo["healthcheck"]["test"]))
+        self.assertEqual(m["depends_on"]["mongodb"]["condition"], "service_healthy")
+
     def test_compose_ha(self):
         doc = load_yaml(os.path.join(DEPLOY, "docker-compose.ha.yml"))
         svcs = doc["services"]
