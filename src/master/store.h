@@ -716,7 +716,11 @@ struct store_ops {
                         const char *stack_name,
                         struct store_service_list *out);
     /* Writes spec, revision, stack_revision, state, deployed_at,
-     * deployed_revision, deploy_requested_at and updated_at of s->id. */
+     * deployed_revision, deploy_requested_at and updated_at of s->id.
+     * revision never goes down: the stored one is kept when it is
+     * higher, so a caller writing back a service it read before a
+     * concurrent bump (a secret update on another master) cannot undo
+     * the bump, and the reconciler still rolls it out. */
     int (*service_update)(struct store *st, const struct store_service *s);
     /* Removes the service with its instances and deploys. */
     int (*service_delete)(struct store *st, const char *id);

@@ -439,8 +439,8 @@ int mgv_service_list(struct store *st, const char *grid_id,
     return rc;
 }
 
-/* One updateOne; a NULL spec or state keeps the stored one, and a new
- * spec rewrites secret_names with it. */
+/* One updateOne; a NULL spec or state keeps the stored one, a new spec
+ * rewrites secret_names with it, and revision only goes up ($max). */
 int mgv_service_update(struct store *st, const struct store_service *v)
 {
     bson_t f, u, set;
@@ -452,7 +452,6 @@ int mgv_service_update(struct store *st, const struct store_service *v)
         mgb_json(&set, "spec", v->spec, NULL);
         mgv_secret_names(&set, "secret_names", v->spec);
     }
-    mgb_i64(&set, "revision", v->revision);
     mgb_i64(&set, "stack_revision", v->stack_revision);
     if (v->state != NULL)
         mgb_str(&set, "state", v->state);
@@ -461,6 +460,10 @@ int mgv_service_update(struct store *st, const struct store_service *v)
     mgb_i64(&set, "updated_at", v->updated_at ? v->updated_at : cp_now_ms());
     mgb_i64(&set, "deployed_revision", v->deployed_revision);
     bson_append_document_end(&u, &set);
+    bson_t max; /* never below the stored one: see store.h */
+    bson_append_document_begin(&u, "$max", -1, &max);
+    mgb_i64(&max, "revision", v->revision);
+    bson_append_document_end(&u, &max);
     int rc =
         mg_update_row(st, SVC_COLL, &f, &u, CP_ENOTFOUND, "service update");
     bson_destroy(&u);

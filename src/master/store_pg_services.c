@@ -141,13 +141,14 @@ int pgv_service_update(struct store *st, const struct store_service *v)
     pgp_i(&p, v->deploy_requested_at);
     pgp_i(&p, v->updated_at ? v->updated_at : cp_now_ms());
     pgp_i(&p, v->deployed_revision);
-    int rc = pg_write_row(
-        st,
-        "UPDATE grid_services SET spec=COALESCE($2::text, spec), "
-        "revision=$3, stack_revision=$4, state=COALESCE($5::text, state), "
-        "deployed_at=$6, deploy_requested_at=$7, updated_at=$8, "
-        "deployed_revision=$9 WHERE id=$1",
-        &p, CP_ENOTFOUND, "service update");
+    int rc =
+        pg_write_row(st,
+                     "UPDATE grid_services SET spec=COALESCE($2::text, spec), "
+                     "revision=GREATEST(revision, $3), stack_revision=$4, "
+                     "state=COALESCE($5::text, state), "
+                     "deployed_at=$6, deploy_requested_at=$7, updated_at=$8, "
+                     "deployed_revision=$9 WHERE id=$1",
+                     &p, CP_ENOTFOUND, "service update");
     cp_free(spec);
     return rc;
 }

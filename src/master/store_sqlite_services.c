@@ -158,8 +158,9 @@ int sqs_service_update(struct store *st, const struct store_service *v)
     int rc = CP_EIO;
     char *spec = v->spec != NULL ? cp_json_dump(v->spec) : NULL;
     sqlite3_stmt *q = sqlx_prep(
-        c, "UPDATE grid_services SET spec=COALESCE(?2, spec), revision=?3, "
-           "stack_revision=?4, state=COALESCE(?5, state), deployed_at=?6, "
+        c, "UPDATE grid_services SET spec=COALESCE(?2, spec), "
+           "revision=MAX(revision, ?3), stack_revision=?4, "
+           "state=COALESCE(?5, state), deployed_at=?6, "
            "deploy_requested_at=?7, updated_at=?8, deployed_revision=?9 "
            "WHERE id=?1");
     if (q == NULL)

@@ -435,6 +435,20 @@ static void test_store_secret_users(void **state)
     assert_string_equal(l.items[0].services[0].name, "far");
     store_secret_list_release(&l);
 
+    /* A service read before a bump and written back afterwards (another
+     * master's handler) keeps the bump: revisions never go down. */
+    struct store_service stale = {0};
+    assert_int_equal(
+        ST_CALL(st, service_get, f->grid_id, "null", "api", &stale), 0);
+    assert_int_equal(ST_CALL(st, secret_update, f->grid_id, "DB", "s1a",
+                             cp_now_ms(), &bumped),
+                     0);
+    assert_int_equal(bumped, 2);
+    stale.updated_at = cp_now_ms();
+    assert_int_equal(ST_CALL(st, service_update, &stale), 0);
+    assert_int_equal(revision_of(st, f->grid_id, "api"), stale.revision + 1);
+    store_service_release(&stale);
+
     /* An update bumps the grid's users and no one else. */
     int64_t web1 = revision_of(st, f->grid_id, "web");
     int64_t api1 = revision_of(st, f->grid_id, "api");
