@@ -106,6 +106,24 @@ static void lit_json(bson_t *b, const char *key, const json_t *j,
 
 /* ==== Lookups ==== */
 
+/* {key: v} for a plain string v; on node_id and token_hash also
+ * {$type: "string"}: their unique indexes are partial over strings only
+ * (store_mongo_schema.c), and the planner uses a partial index only when
+ * the query repeats its filter (an equality on a string does not count). */
+static void str_eq(bson_t *f, const char *key, const char *v)
+{
+    if (v == NULL ||
+        (strcmp(key, "node_id") != 0 && strcmp(key, "token_hash") != 0)) {
+        mgb_str(f, key, v);
+        return;
+    }
+    bson_t cond;
+    BSON_APPEND_DOCUMENT_BEGIN(f, key, &cond);
+    mgb_str(&cond, "$eq", v);
+    mgb_str(&cond, "$type", "string");
+    bson_append_document_end(f, &cond);
+}
+
 /* The node matching {k1: v1[, k2: v2]} (k1 "_id" or "grid_id": an id). */
 static int node_one(struct store *st, const char *k1, const char *v1,
                     const char *k2, const char *v2, struct store_node *out)
@@ -119,9 +137,9 @@ static int node_one(struct store *st, const char *k1, const char *v1,
     if (strcmp(k1, "_id") == 0 || strcmp(k1, "grid_id") == 0)
         mgb_id(&f, k1, v1);
     else
-        mgb_str(&f, k1, v1);
+        str_eq(&f, k1, v1);
     if (k2 != NULL)
-        mgb_str(&f, k2, v2);
+        str_eq(&f, k2, v2);
     int rc = mg_find_one(st, NODES, &f, NULL, read_node, out, "node get");
     bson_destroy(&f);
     if (rc != 0)
@@ -198,7 +216,7 @@ static int node_exists(struct mgc *c, const char *grid_id, const char *key,
     bson_t f = BSON_INITIALIZER;
     if (grid_id != NULL)
         mgb_id(&f, "grid_id", grid_id);
-    mgb_str(&f, key, value);
+    str_eq(&f, key, value);
     int rc = exists(c, NODES, &f, "node exists");
     bson_destroy(&f);
     return rc;

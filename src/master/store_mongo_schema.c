@@ -16,7 +16,10 @@
  * master that dies half way leaves nothing the next one cannot redo.
  *
  * Adding an index or a collection: add its row below and raise
- * MG_SCHEMA_VERSION with the other backends' next migration.
+ * MG_SCHEMA_VERSION with the other backends' next migration, or, for an
+ * index alone, MG_INDEX_VERSION: the work is skipped only when meta
+ * records both versions, so a database already at MG_SCHEMA_VERSION
+ * still gets the new index (createIndexes leaves existing ones alone).
  * SPDX-License-Identifier: Apache-2.0 */
 #include "store_mongo_int.h"
 #include "../common/alloc.h"
@@ -34,6 +37,10 @@
  * so a dead holder's lease is taken over before we give up. */
 #define LEASE_WAIT_MS (2 * LEASE_TTL_MS)
 #define CODE_NAMESPACE_EXISTS 48
+/* The version of the indexes[] table below, recorded in meta beside the
+ * schema version ("indexes"); raise it when a row is added or changed
+ * without a new MG_SCHEMA_VERSION. */
+#define MG_INDEX_VERSION 1
 
 static const char *const collections[] = {
     "users",
@@ -299,29 +306,55 @@ static int create_indexes(struct mgc *c, const char *coll, char *err,
 
 /* ==== Version ==== */
 
+struct versions {
+    int64_t schema;  /* "version": MG_SCHEMA_VERSION when applied */
+    int64_t indexes; /* "indexes": MG_INDEX_VERSION when applied */
+};
+
 static int read_version(const bson_t *d, void *item)
 {
-    *(int64_t *)item = mgr_i64(d, "version");
+    struct versions *v = item;
+    v->schema = mgr_i64(d, "version");
+    v->indexes = mgr_i64(d, "indexes");
     return 0;
 }
 
-static int version_of(struct mgc *c, int64_t *v)
+static int versions_of(struct mgc *c, struct versions *v)
 {
     bson_t filter = BSON_INITIALIZER;
     mgb_str(&filter, "_id", "schema");
-    *v = 0;
+    memset(v, 0, sizeof(*v));
     int rc = mgx_find_one(c, "meta", &filter, NULL, read_version, v,
                           "schema_version");
     bson_destroy(&filter);
     return rc == CP_ENOTFOUND ? 0 : rc;
 }
 
+static int version_of(struct mgc *c, int64_t *v)
+{
+    struct versions vs;
+    int rc = versions_of(c, &vs);
+    *v = vs.schema;
+    return rc;
+}
+
+/* Nothing to do: the schema and the indexes of this version (or a later
+ * one) were applied. */
+static bool up_to_date(const struct versions *v)
+{
+    return v->schema >= MG_SCHEMA_VERSION && v->indexes >= MG_INDEX_VERSION;
+}
+
 static int set_version(struct mgc *c)
 {
-    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, max;
     mgb_str(&filter, "_id", "schema");
+    /* $max: never lowered by an older master with other index rows. */
+    bson_append_document_begin(&update, "$max", -1, &max);
+    mgb_i64(&max, "version", MG_SCHEMA_VERSION);
+    mgb_i64(&max, "indexes", MG_INDEX_VERSION);
+    bson_append_document_end(&update, &max);
     bson_append_document_begin(&update, "$set", -1, &set);
-    mgb_i64(&set, "version", MG_SCHEMA_VERSION);
     mgb_i64(&set, "applied_at", cp_now_ms());
     bson_append_document_end(&update, &set);
     int rc = mgx_update(c, "meta", &filter, &update, false, true, NULL, NULL,
@@ -418,18 +451,18 @@ int mg_schema_apply(struct mg_store *s, char *err, size_t errlen)
     mg_get(s, &c);
     char holder[40] = "schema-";
     cp_random_hex(holder + strlen(holder), 8);
-    int64_t v = 0;
+    struct versions v;
     int64_t deadline = cp_mono_ms() + LEASE_WAIT_MS;
     bool held = false;
     int rc;
     for (;;) {
-        rc = version_of(&c, &v);
+        rc = versions_of(&c, &v);
         if (rc != 0) {
             snprintf(err, errlen,
                      "MongoDB store: cannot read the schema version");
             goto out;
         }
-        if (v >= MG_SCHEMA_VERSION)
+        if (up_to_date(&v))
             goto out; /* done, by us before or by another master */
         rc = lease_take(&c, holder);
         if (rc == 0) {
@@ -454,12 +487,12 @@ int mg_schema_apply(struct mg_store *s, char *err, size_t errlen)
     }
     /* Read again under the lease: the holder before us may have
      * finished between our read and our take. */
-    rc = version_of(&c, &v);
+    rc = versions_of(&c, &v);
     if (rc != 0) {
         snprintf(err, errlen, "MongoDB store: cannot read the schema version");
         goto out;
     }
-    if (v < MG_SCHEMA_VERSION) {
+    if (!up_to_date(&v)) {
         rc = apply(&c, err, errlen);
         if (rc == 0)
             cp_info("store: MongoDB schema version %d applied",

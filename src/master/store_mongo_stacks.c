@@ -1163,6 +1163,10 @@ int mgk_stack_deploy_services(struct store *st, const char *stack_deploy_id,
                               struct store_deploy_list *out)
 {
     memset(out, 0, sizeof(*out));
+    /* {stack_deploy_id: null} would match every deploy queued outside a
+     * stack job; SQL's "= NULL" matches nothing. */
+    if (nz(stack_deploy_id) == NULL)
+        return 0;
     bson_t f = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     mgb_str(&f, "stack_deploy_id", stack_deploy_id);
     sort_by(&opts, "created_at", 1, "seq", 1);
