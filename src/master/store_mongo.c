@@ -472,40 +472,6 @@ out:
     return rc;
 }
 
-int mgx_replace(struct mgc *c, const char *coll, const bson_t *filter,
-                const bson_t *doc, bool upsert, int64_t *matched,
-                const char *what)
-{
-    c->conflict[0] = '\0';
-    if (matched != NULL)
-        *matched = 0;
-    bson_t opts, reply = BSON_INITIALIZER, empty;
-    const bson_t *f = empty_doc(filter, &empty);
-    bson_error_t e;
-    int rc = 0;
-    mongoc_collection_t *col = NULL;
-    if (!opts_init(c, &opts, NULL, &e)) {
-        rc = fail(c, &e, NULL, what);
-        goto out;
-    }
-    if (upsert)
-        bson_append_bool(&opts, "upsert", -1, true);
-    col = coll_of(c, coll);
-    if (!mongoc_collection_replace_one(col, f, doc, &opts, &reply, &e)) {
-        rc = fail(c, &e, &reply, what);
-        goto out;
-    }
-    if (matched != NULL)
-        *matched = reply_count(&reply, "matchedCount");
-out:
-    coll_free(col);
-    bson_destroy(&reply);
-    bson_destroy(&opts);
-    if (f != filter)
-        bson_destroy(&empty);
-    return rc;
-}
-
 int mgx_delete(struct mgc *c, const char *coll, const bson_t *filter, bool many,
                int64_t *deleted, const char *what)
 {
@@ -680,35 +646,6 @@ out:
     cursor_free(cur);
     coll_free(col);
     bson_destroy(&o);
-    return rc;
-}
-
-int mgx_count(struct mgc *c, const char *coll, const bson_t *filter, int64_t *n,
-              const char *what)
-{
-    c->conflict[0] = '\0';
-    *n = 0;
-    bson_t o, reply = BSON_INITIALIZER, empty;
-    const bson_t *f = empty_doc(filter, &empty);
-    bson_error_t e;
-    int rc = 0;
-    mongoc_collection_t *col = NULL;
-    if (!opts_init(c, &o, NULL, &e)) {
-        rc = fail(c, &e, NULL, what);
-        goto out;
-    }
-    col = coll_of(c, coll);
-    int64_t v = mongoc_collection_count_documents(col, f, &o, NULL, &reply, &e);
-    if (v < 0)
-        rc = fail(c, &e, &reply, what);
-    else
-        *n = v;
-out:
-    coll_free(col);
-    bson_destroy(&reply);
-    bson_destroy(&o);
-    if (f != filter)
-        bson_destroy(&empty);
     return rc;
 }
 

@@ -148,10 +148,6 @@ int mgx_insert_many(struct mgc *c, const char *coll, const bson_t **docs,
 int mgx_update(struct mgc *c, const char *coll, const bson_t *filter,
                const bson_t *update, bool many, bool upsert,
                int64_t *matched, bool *upserted, const char *what);
-/* replaceOne, optionally upserting. */
-int mgx_replace(struct mgc *c, const char *coll, const bson_t *filter,
-                const bson_t *doc, bool upsert, int64_t *matched,
-                const char *what);
 /* deleteOne (many false) or deleteMany; *deleted may be NULL. */
 int mgx_delete(struct mgc *c, const char *coll, const bson_t *filter,
                bool many, int64_t *deleted, const char *what);
@@ -171,8 +167,6 @@ int mgx_find_all(struct mgc *c, const char *coll, const bson_t *filter,
 int mgx_aggregate(struct mgc *c, const char *coll, const bson_t *pipeline,
                   mg_doc_fn *rd, size_t size, void (*release)(void *item),
                   void **items, size_t *len, const char *what);
-int mgx_count(struct mgc *c, const char *coll, const bson_t *filter,
-              int64_t *n, const char *what);
 /* findOneAndUpdate: applies update to the first document matching filter
  * (sort may be NULL) and reads the document after the update (return_new)
  * or before it into out (rd may be NULL); CP_ENOTFOUND when nothing

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -35,10 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kontena_harness as kh  # noqa: E402
 import test_api  # noqa: E402
 import test_audit_registries  # noqa: E402
+import test_pg_master  # noqa: E402
 import test_protocol  # noqa: E402
 import test_vault  # noqa: E402
 import test_stacks_api  # noqa: E402
-import wsproto as ws  # noqa: E402
 
 MONGO_SCRIPT = os.path.join(kh.SOURCE_DIR, "tests", "mongo.sh")
 SKIP_CODE = 77  # ctest's SKIP_RETURN_CODE for this test
@@ -298,73 +297,9 @@ class TestStacksApiMongo(test_stacks_api.TestStacksApi):
 
 # ---- Two masters, one database
 
-class TestTwoMasters(unittest.TestCase):
-    """Masters A and B on one MongoDB database."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.a = kh.Master()
-        cls.addClassCleanup(cls.a.cleanup)
-        cls.a.start()
-        cls.b = kh.Master(database_url=cls.a.database_url)
-        cls.addClassCleanup(cls.b.cleanup)
-        cls.b.start()
-        cls.admin = cls.a.login()
-
-    def setUp(self):
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def test_one_admin_code(self):
-        self.assertIsNotNone(self.a.admin_code)
-        self.assertIsNone(self.b.admin_code, self.b.stdout())
-
-    def test_writes_on_one_served_by_the_other(self):
-        st, _, me = self.b.req("GET", "/v1/user", token=self.admin)
-        self.assertEqual(st, 200, me)
-        st, _, g = self.a.req("POST", "/v1/grids", {"name": "shared-grid"},
-                              token=self.admin)
-        self.assertEqual(st, 201, g)
-        st, _, got = self.b.req("GET", "/v1/grids/shared-grid",
-                                token=self.admin)
-        self.assertEqual(st, 200, got)
-        self.assertEqual(got["token"], g["token"])  # unsealed with one key
-        # the same name through B is a clash (the grids_name_key index)
-        st, _, body = self.b.req("POST", "/v1/grids", {"name": "shared-grid"},
-                                 token=self.admin)
-        self.assertEqual(st, 422, body)
-        st, _, _ = self.b.req("DELETE", "/v1/grids/shared-grid",
-                              token=self.admin)
-        self.assertEqual(st, 200)
-        st, _, _ = self.a.req("GET", "/v1/grids/shared-grid", token=self.admin)
-        self.assertEqual(st, 404)
-
-    def test_node_removed_on_a_closes_agent_on_b(self):
-        st, _, g = self.a.req("POST", "/v1/grids", {"name": "ha-nodes"},
-                              token=self.admin)
-        self.assertEqual(st, 201, g)
-        node_id = ws.random_node_id()
-        c = ws.connect_agent(self.b.port, grid_token=g["token"],
-                             node_id=node_id, name="far")
-        self.clients.append(c)
-        agent = test_protocol.Agent(c, node_id, "far")
-        agent.notification("/agent/master_info")
-        agent.notification("/agent/node_info")
-        st, _, n = self.a.req("GET", "/v1/nodes/ha-nodes/far",
-                              token=self.admin)
-        self.assertEqual(st, 200, n)
-        self.assertIs(n["connected"], True, n)
-        # removed through A: B holds the socket and closes it (4040), told
-        # by the change stream
-        st, _, body = self.a.req("DELETE", "/v1/nodes/ha-nodes/far",
-                                 token=self.admin)
-        self.assertEqual(st, 200, body)
-        self.assertEqual(c.wait_close(5), 4040,
-                         "B did not close the agent; B stderr:\n%s"
-                         % self.b.stderr()[-1500:])
+class TestTwoMastersMongo(test_pg_master.TestTwoMasters):
+    """test_pg_master.py's two masters on one database, here on MongoDB
+    (the node removal reaches B through the change stream)."""
 
 
 class TestConcurrentStart(unittest.TestCase):
