@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 {
     static struct master m;
     char err[512] = "";
+    store_process_init();
     signal(SIGPIPE, SIG_IGN);
     cp_log_install_crash_handler();
     if (master_config_parse(&m.cfg, environ, argc, argv, err,

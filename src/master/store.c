@@ -89,6 +89,13 @@ int store_open(const char *url, struct store **out, char *err,
     return open_with(&store_sqlite_ops, path, out, err, errlen);
 }
 
+void store_process_init(void)
+{
+#ifdef CP_WITH_MONGODB
+    store_mongo_process_init();
+#endif
+}
+
 void store_close(struct store *st)
 {
     if (st != NULL)

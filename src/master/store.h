@@ -1054,9 +1054,16 @@ struct store {
 /* Shorthand: ST_CALL(st, grid_get, name, &g) */
 #define ST_CALL(st, op, ...) ((st)->ops->op((st), __VA_ARGS__))
 
+/* Called first thing in main: undoes what a backend's library did when
+ * it was loaded (see store_mongo_process_init). */
+void store_process_init(void);
+
 extern const struct store_ops store_sqlite_ops;
 #ifdef CP_WITH_POSTGRES
 extern const struct store_ops store_pg_ops;
+#endif
+#ifdef CP_WITH_MONGODB
+void store_mongo_process_init(void);
 #endif
 #ifdef CP_WITH_MONGODB
 extern const struct store_ops store_mongo_ops;

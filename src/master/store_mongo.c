@@ -34,7 +34,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Defaults applied when the URL does not set them: a master must not hang
  * on a lost server (PostgreSQL's connect_timeout and statement_timeout
@@ -1083,9 +1085,23 @@ static void on_mongoc_log(mongoc_log_level_t level, const char *domain,
     }
 }
 
+/* libmongoc maps /dev/shm/mongoc-<pid> for its counters when it
+ * initialises, which Debian's build does as the library loads, before
+ * main. A master killed with SIGKILL would leave the file behind, and a
+ * later process given the same pid would find it taken and say "Falling
+ * back to malloc for counters". The mapping outlives its name, so the name
+ * goes at once. */
+void store_mongo_process_init(void)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "/mongoc-%u", (unsigned)getpid());
+    shm_unlink(name);
+}
+
 static void mg_init_once(void)
 {
-    mongoc_init();
+    mongoc_init(); /* a no-op after the library's own (see above) */
+    store_mongo_process_init();
     mongoc_log_set_handler(on_mongoc_log, NULL);
 }
 

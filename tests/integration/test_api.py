@@ -100,6 +100,12 @@ class TestRootAndHeaders(MasterCase):
         self.assertEqual(hdrs["x-kontena-version"], body["version"],
                          "X-Kontena-Version differs from GET / version")
 
+    def test_no_shared_memory_file(self):
+        # libmongoc maps /dev/shm/mongoc-<pid> when it loads; the master
+        # unlinks the name at once, so a master killed with -9 leaves
+        # nothing behind for a later process of the same pid to trip on.
+        self.assertFalse(os.path.exists("/dev/shm/mongoc-%d" % self.m.proc.pid))
+
     def store_backend(self):
         # The MongoDB suite's master names its own (test_mongo_master.py).
         return getattr(self.m, "backend",
